@@ -1,0 +1,175 @@
+"""`seal`: the command line. Thin: parse, load config, call a recipe."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="SEAL: language models that write their own finetuning data (self-edits), trained with "
+                       "ReST-EM.")
+world_app = typer.Typer(no_args_is_help=True, help="The built-in synthetic world and its tiny model.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
+data_app = typer.Typer(no_args_is_help=True, help="Data conversion.")
+app.add_typer(world_app, name="world")
+app.add_typer(bench_app, name="bench")
+app.add_typer(data_app, name="data")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SetOpt = typer.Option(None, "--set", help="Override a config key: --set inner.lr=3e-4 (repeatable).")
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _fail(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
+    raise typer.Exit(2)
+
+
+def _print_table(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="held-out passages")
+    for col in ("row", "accuracy", "std", "passages", "questions", "ungraded"):
+        table.add_column(col, justify="left" if col == "row" else "right")
+    for r in summary["rows"]:
+        table.add_row(r["name"], f"{100 * r['accuracy']:.1f}", f"{100 * r['std']:.1f}", str(r["n_passages"]),
+                      str(r["n_questions"]), str(r["ungraded"]))
+    Console().print(table)
+
+
+def _run(config: Path | None, overrides: list[str], run_dir: Optional[Path], extra: list[str] = ()) -> dict:
+    from seal.config import ConfigError, load_config
+    from seal.data import DataError
+    from seal.model import ModelLoadError
+    from seal.progress import setup_logging
+
+    setup_logging()
+    _quiet_libraries()
+    try:
+        cfg = load_config(config, list(overrides or []) + list(extra))
+        from seal.experiments import knowledge
+
+        out = run_dir or Path("runs") / cfg.name
+        summary = knowledge.main(cfg, out)
+    except (ConfigError, DataError, ModelLoadError) as e:
+        _fail(str(e))
+    _print_table(summary)
+    typer.echo(f"\nrun directory: {out}  (summary.json, report.md, results.png)")
+    return summary
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="YAML config file."), set_: list[str] = SetOpt,
+        run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<name>); an existing one "
+                                                              "is resumed.")):
+    """Run an experiment: ReST-EM rounds, then the results table. Rerun to resume."""
+    _run(config, set_, run_dir)
+
+
+@app.command("eval")
+def eval_(config: Path = typer.Argument(..., help="YAML config file."), set_: list[str] = SetOpt,
+          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<name>-eval).")):
+    """The results table of `model.name_or_path` without RL (point it at a SEAL checkpoint to evaluate that)."""
+    from seal.config import load_config
+
+    name = load_config(config, list(set_ or [])).name
+    _run(config, set_, run_dir or Path("runs") / f"{name}-eval", extra=["restem.rounds=0"])
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
+    """Regenerate report.md and results.png of a run from its summary.json."""
+    import json
+
+    from seal.report import write_report
+
+    if not (run_dir / "summary.json").exists():
+        _fail(f"{run_dir}/summary.json not found: has the run finished its table?")
+    path = write_report(run_dir)
+    _print_table(json.loads((run_dir / "summary.json").read_text()))
+    typer.echo(f"wrote {path} and {run_dir / 'results.png'}")
+
+
+def _config_path(name: str) -> Path:
+    for root in (Path.cwd(), REPO_ROOT):
+        if (root / name).exists():
+            return root / name
+    _fail(f"{name} not found (run from the repository root)")
+
+
+@app.command()
+def demo(run_dir: Path = typer.Option(Path("runs/demo"), help="Run directory."),
+         set_: list[str] = SetOpt):
+    """SEAL on the built-in world and tiny model, on a CPU: 2 ReST-EM rounds and the results table."""
+    _run(_config_path("configs/tiny/knowledge.yaml"), set_, run_dir)
+
+
+@app.command("config-docs")
+def config_docs(out: Path = typer.Option(Path("docs/config.md"), help="Where to write the reference.")):
+    """Write the config reference (every key, its type, default, bounds and meaning)."""
+    from seal.config import config_reference
+
+    out.write_text(config_reference())
+    typer.echo(f"wrote {out}")
+
+
+@world_app.command("build")
+def world_build(out: Optional[Path] = typer.Option(None, help="Output directory (default: the cache)."),
+                epochs: Optional[int] = typer.Option(None, help="Pretraining epochs."),
+                cache_dir: Optional[str] = typer.Option(None, help="Cache root (default $SEAL_CACHE or "
+                                                                   "~/.cache/seal).")):
+    """Pretrain the tiny model on the synthetic world (about 25 minutes on 2 CPU cores)."""
+    from dataclasses import replace
+
+    from seal.progress import setup_logging
+    from seal.world.build import TinySpec, build_tiny_model, cache_root
+
+    setup_logging()
+    _quiet_libraries()
+    spec = TinySpec() if epochs is None else replace(TinySpec(), epochs=epochs)
+    path = build_tiny_model(out or cache_root(cache_dir) / "tiny-knowledge", spec)
+    typer.echo(f"built {path}")
+
+
+@data_app.command("squad")
+def data_squad(source: str = typer.Argument(..., help="Hub id (rajpurkar/squad), local dir, .json or .parquet."),
+               out: Path = typer.Option(..., help="Records file to write (.json)."),
+               split: str = typer.Option("validation", help="`datasets` split.")):
+    """Convert SQuAD to the records format, one record per unique passage."""
+    from seal.data import save_records, squad_to_records
+
+    _quiet_libraries()
+    records = squad_to_records(source, split)
+    save_records(records, out)
+    typer.echo(f"wrote {len(records)} passages, {sum(len(r.questions) for r in records)} questions to {out}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

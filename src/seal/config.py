@@ -1,0 +1,394 @@
+"""Typed run configuration: YAML file + `--set a.b=c` overrides, validated before any model loads.
+
+Every key has a type, a default, bounds and a help line (the `description`); `docs/config.md` is generated
+from these models (`seal config-docs`), so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased for the user: where it is and what to do."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# --- model ---------------------------------------------------------------------------------------------
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field(
+        "tiny",
+        description="Hugging Face causal LM: a local directory, a hub id, or `tiny` for the built-in model "
+        "pretrained on the synthetic world (`tiny-arc` for the ARC one).",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype. `auto`: bfloat16 on CUDA, float32 on CPU."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto`: CUDA when available.")
+    trust_remote_code: bool = Field(
+        False, description="Allow a model repository's own Python code to run. Off unless you trust it."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
+    cache_dir: str | None = Field(
+        None, description="Where the built-in tiny model is built and cached (default: $SEAL_CACHE or ~/.cache/seal)."
+    )
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+class SourceConfig(Section):
+    kind: Literal["records", "squad", "world"] = Field(
+        "records",
+        description="`records`: a JSON/JSONL file of {title, context, questions}; `squad`: a SQuAD dataset as "
+        "`datasets` loads it (hub id, local dir, parquet or json), one record per passage; `world`: the built-in "
+        "synthetic world.",
+    )
+    path: str | None = Field(None, description="File, directory or hub id (records/squad).")
+    split: str | None = Field(
+        None, description="`datasets` split for squad (train/validation); `train` or `eval` for the world."
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.kind in ("records", "squad") and not self.path:
+            raise ValueError(f"data source of kind '{self.kind}' needs a `path`")
+        if self.kind == "records" and self.path and not Path(self.path).exists():
+            raise ValueError(f"records file does not exist: {self.path}")
+        if self.kind == "world" and self.split not in (None, "train", "eval"):
+            raise ValueError("world split must be `train` or `eval`")
+        return self
+
+
+class TeacherConfig(Section):
+    path: str | None = Field(
+        None,
+        description="Records file whose `completions` field holds teacher self-edits (e.g. GPT-4.1's), matched "
+        "to eval passages by title and context.",
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint that writes teacher self-edits.")
+    model: str | None = Field(None, description="Model name at `base_url`.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the endpoint's key.")
+    samples: int = Field(1, ge=1, le=32, description="Teacher self-edits used per passage.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.path and not Path(self.path).exists():
+            raise ValueError(f"teacher file does not exist: {self.path}")
+        if self.base_url and not self.model:
+            raise ValueError("teacher `base_url` needs a `model`")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.path or self.base_url)
+
+
+class DataConfig(Section):
+    train: SourceConfig = Field(
+        default_factory=lambda: SourceConfig(kind="world", split="train"),
+        description="Passages the ReST-EM rounds train on.",
+    )
+    eval: SourceConfig = Field(
+        default_factory=lambda: SourceConfig(kind="world", split="eval"),
+        description="Held-out passages of the results table.",
+    )
+    n_eval: int = Field(200, ge=1, description="Eval passages (the paper: 200).")
+    eval_selection: Literal["paper", "seeded"] = Field(
+        "paper",
+        description="`paper`: `random.seed(42); random.shuffle(records)`, first n_eval (the paper's split); "
+        "`seeded`: the same with the run seed.",
+    )
+    disjoint: bool = Field(
+        True,
+        description="When train and eval read the same source, train passages are drawn from those not in eval.",
+    )
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="Teacher self-edits (optional).")
+    max_records: int | None = Field(None, ge=1, description="Read at most this many records per file.")
+
+
+# --- generation ----------------------------------------------------------------------------------------
+
+PromptStyle = Literal["implications", "implications_long", "implications_very_long", "rewrite", "self_qa"]
+
+
+class GenerationConfig(Section):
+    prompt_style: PromptStyle = Field("implications", description="Self-edit prompt of the paper's ablation.")
+    chat: bool = Field(
+        False,
+        description="Instruct models: put a system message and the passage through the tokenizer's chat "
+        "template instead of the base-model prompt.",
+    )
+    temperature: float = Field(1.0, ge=0.0, le=5.0, description="Sampling temperature (the paper: 1.0).")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling (the paper: 0.95).")
+    max_new_tokens: int = Field(1024, ge=1, le=32768, description="Longest self-edit in tokens.")
+    batch_size: int = Field(32, ge=1, description="Prompts per generate call.")
+
+
+# --- sequences -----------------------------------------------------------------------------------------
+
+
+class SequencesConfig(Section):
+    split_separator: str | None = Field("---", description="Split a self-edit on this string first (None: off).")
+    split_lines: bool = Field(True, description="Then make each non-empty line its own sequence.")
+    drop_preamble: bool = Field(
+        True, description="Drop a first line like 'Here are the implications:' when the next starts a numbered list."
+    )
+    split_self_qa: bool = Field(True, description="Split self-QA completions at each `Question N:`.")
+    title_prefix: bool = Field(True, description="Each sequence is '{title}\\n{text}'.")
+    append_passage: bool = Field(True, description="Append '{title}\\n{context}' as the last sequence.")
+    loss_mask_substring: str | None = Field(
+        None, description="Train only on the tokens after the first occurrence of this string in each sequence."
+    )
+    max_sequences: int = Field(256, ge=1, description="Keep at most this many sequences from one self-edit.")
+
+
+# --- inner loop ----------------------------------------------------------------------------------------
+
+
+class InnerConfig(Section):
+    engine: Literal["sequential", "batched"] = Field(
+        "batched", description="`sequential`: one peft adapter at a time (the reference); `batched`: many at once."
+    )
+    lora_r: int = Field(32, ge=1, le=1024, description="LoRA rank (the paper: 32).")
+    lora_alpha: int = Field(64, ge=1, description="LoRA alpha (the paper: 64).")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout (the paper: 0).")
+    target_modules: list[str] | None = Field(
+        None, description="Modules to adapt; None: the architecture's defaults (q_proj, v_proj for Llama/Qwen2)."
+    )
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="AdamW learning rate (the paper: 1e-3).")
+    epochs: int = Field(10, ge=1, le=1000, description="Epochs over the self-edit's sequences (the paper: 10).")
+    batch_size: int = Field(1, ge=1, le=1024, description="Sequences per optimiser step (the paper: 1).")
+    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Learning-rate decay.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Gradient clipping per adapter (None: off).")
+    max_length: int = Field(2048, ge=8, description="Training sequences are truncated to this many tokens.")
+    answer_max_new_tokens: int = Field(64, ge=1, le=4096, description="Greedy answer length (the paper: 64).")
+    max_adapters_per_batch: int = Field(
+        0, ge=0, description="Batched engine: adapters trained at once; 0 picks from model size and memory."
+    )
+    eval_batch_size: int = Field(64, ge=1, description="Questions answered per generate call.")
+
+
+# --- grader --------------------------------------------------------------------------------------------
+
+
+class JudgeConfig(Section):
+    base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible endpoint.")
+    model: str = Field("gpt-4.1", description="Judge model (the paper: GPT-4.1).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key (never the key).")
+    timeout_s: float = Field(60.0, gt=0.0, description="Per-request timeout.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries on timeouts, 429 and 5xx, with backoff.")
+    backoff_s: float = Field(1.0, ge=0.0, description="First backoff; doubles each retry.")
+    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
+
+
+class GraderConfig(Section):
+    kind: Literal["exact", "f1", "judge"] = Field(
+        "exact",
+        description="`exact`: normalised gold contained in the answer; `f1`: token F1 >= threshold; `judge`: an "
+        "LLM judge (the paper's).",
+    )
+    f1_threshold: float = Field(0.5, gt=0.0, le=1.0, description="`f1` grader: F1 needed to count as correct.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="`judge` grader settings.")
+
+
+# --- ReST-EM -------------------------------------------------------------------------------------------
+
+
+class SFTConfig(Section):
+    mode: Literal["lora", "full"] = Field("lora", description="LoRA then merge (the paper), or full finetuning.")
+    lora_r: int = Field(64, ge=1, le=1024, description="Policy LoRA rank (the paper: 64).")
+    lora_alpha: int = Field(128, ge=1, description="Policy LoRA alpha (the paper: 128).")
+    target_modules: list[str] | None = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Policy LoRA targets (the paper: all seven projections).",
+    )
+    lr: float = Field(3e-4, gt=0.0, le=1.0, description="Policy learning rate (the paper: 3e-4).")
+    epochs: int = Field(2, ge=1, le=100, description="Policy SFT epochs (the paper: 2).")
+    batch_size: int = Field(1, ge=1, description="Per-step batch (the paper: 1).")
+    grad_accum: int = Field(5, ge=1, description="Gradient accumulation (the paper: 5 on each of 2 GPUs).")
+    max_length: int = Field(2048, ge=8, description="Prompt + completion tokens kept.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+
+
+class RestEMConfig(Section):
+    rounds: int = Field(2, ge=0, le=100, description="ReST-EM rounds (the paper: 2). 0 evaluates the base only.")
+    n_passages: int = Field(50, ge=1, description="Training passages per round (the paper: 50).")
+    samples: int = Field(5, ge=1, le=256, description="Self-edits sampled per passage (the paper: 5).")
+    repeats: int = Field(3, ge=1, le=32, description="Inner loops per self-edit, averaged (the paper: 3).")
+    top_k: int = Field(1, ge=1, description="Self-edits kept per passage.")
+    require_beat_baseline: bool = Field(
+        False, description="Keep a self-edit only if it beats its passage's no-adaptation accuracy."
+    )
+    min_reward: float = Field(0.0, ge=0.0, le=1.0, description="Keep only self-edits with mean reward above this.")
+    resample_passages: bool = Field(True, description="Draw new training passages each round.")
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="The M-step: SFT of the policy.")
+
+
+# --- eval ----------------------------------------------------------------------------------------------
+
+
+class EvalConfig(Section):
+    samples: int = Field(1, ge=1, le=64, description="Self-edits per eval passage in the self-edit rows.")
+    repeats: int = Field(1, ge=1, le=32, description="Inner loops per self-edit in the table rows.")
+    passage_only: bool = Field(True, description="Row: LoRA on the passage alone.")
+    passage_repeated: bool = Field(
+        False,
+        description="Row (a control the paper lacks): the passage alone, trained for as many optimiser steps as "
+        "the last SEAL row's self-edits took.",
+    )
+    base_self_edits: bool = Field(True, description="Row: passage + self-edits of the base model.")
+    every_round: bool = Field(True, description="Rows `seal_round_r` for every round, not only the last.")
+
+
+class RunConfig(Section):
+    seed: int = Field(0, ge=0, description="Run seed; every sample's seed derives from it and the sample's key.")
+    name: str = Field("run", description="Run name, used for the default run directory `runs/<name>`.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The base model (policy and inner base).")
+    data: DataConfig = Field(default_factory=DataConfig, description="Where passages come from.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Self-edit sampling.")
+    sequences: SequencesConfig = Field(
+        default_factory=SequencesConfig, description="How a self-edit becomes training sequences."
+    )
+    inner: InnerConfig = Field(default_factory=InnerConfig, description="The inner loop (LoRA finetune + answers).")
+    grader: GraderConfig = Field(default_factory=GraderConfig, description="How answers are graded.")
+    restem: RestEMConfig = Field(default_factory=RestEMConfig, description="The outer RL loop.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="The results table.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or "/" in v or v.startswith("."):
+            raise ValueError("name must be a plain directory name")
+        return v
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars/lists: `1e-3`, `true`, `[q_proj, v_proj]`, `null`."""
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides to a nested dict (new keys are allowed; validation catches typos)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got '{item}'")
+        key, _, value = item.partition("=")
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value)
+    return data
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the section an error location points into (for did-you-mean)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _explain(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc) or "<root>"
+        if e["type"] == "extra_forbidden":
+            known = _fields_at(RunConfig, loc)
+            hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.5)
+            tip = f" (did you mean '{'.'.join(str(p) for p in loc[:-1] + (hint[0],))}'?)" if hint else ""
+            lines.append(f"  {where}: unknown key{tip}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def validate(data: dict, source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, source)) from None
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from defaults), apply overrides, validate."""
+    data: dict = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    apply_overrides(data, overrides or [])
+    return validate(data, source)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def config_reference() -> str:
+    """Markdown reference of every key: written to docs/config.md by `seal config-docs`."""
+    out = [
+        "# Config reference",
+        "",
+        "Generated from `src/seal/config.py` by `seal config-docs`; do not edit by hand.",
+        "Set any key in the YAML file or on the command line: `seal run CONFIG --set inner.lr=3e-4`.",
+        "",
+    ]
+
+    def walk(model: type[BaseModel], prefix: str):
+        rows, subs = [], []
+        for name, f in model.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                subs.append((f"{prefix}{name}", ann, f.description))
+                continue
+            default = f.get_default(call_default_factory=True)
+            bounds = ", ".join(
+                f"{k} {getattr(m, k)}" for m in f.metadata for k in ("ge", "gt", "le", "lt") if hasattr(m, k)
+            )
+            typ = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            rows.append(f"| `{prefix}{name}` | `{typ}` | `{default!r}` | {bounds} | {f.description} |")
+        if rows:
+            out.extend([f"## `{prefix.rstrip('.') or 'top level'}`", "", "| key | type | default | bounds | meaning |",
+                        "|---|---|---|---|---|", *rows, ""])
+        for sub_prefix, sub, desc in subs:
+            if desc:
+                out.append(f"<!-- {sub_prefix}: {desc} -->")
+            walk(sub, sub_prefix + ".")
+
+    walk(RunConfig, "")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,142 @@
+"""Knowledge incorporation (the paper's SQuAD domain).
+
+The policy reads a passage and writes implications; the inner loop trains a LoRA adapter on them (plus the
+passage) and the adapted model answers the passage's questions closed-book. Reward = accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+
+from seal.config import GenerationConfig, InnerConfig, SequencesConfig
+from seal.domains.base import (Context, InnerResult, Invalid, LoraSpec, OptimSpec, Probe, Score, SelfEdit,
+                               TrainSequence, UpdatePlan)
+from seal.generate import encode_prompt
+from seal.grading import Grader, GradeItem
+
+# Self-edit prompts of the paper (Zweiger et al. 2025, §knowledge incorporation and the prompt ablation),
+# kept verbatim so results are comparable.
+_READ = "Let's read the following passage and "
+_PASSAGE = "\n\nPassage:\n{title}\n{context}\n\n"
+SELF_EDIT_PROMPTS = {
+    "implications": _READ + "produce a list of implications derived directly or indirectly from the content."
+    + _PASSAGE + "Implications:\n",
+    "implications_long": _READ + "produce a long list of implications derived directly or indirectly from the "
+    "content." + _PASSAGE + "Implications:\n",
+    "implications_very_long": _READ + "produce a very long list of implications derived directly or indirectly "
+    "from the content." + _PASSAGE + "Implications:\n",
+    "rewrite": _READ + "rewrite it in a few different ways, each one separated by a newline." + _PASSAGE
+    + "Rewritten passages:\n",
+    "self_qa": _READ + "rewrite it in a question-answer format." + _PASSAGE + "Question 1: ",
+}
+# Instruct models: a system message asking for implications, the passage as the user turn (paper, §4.1).
+CHAT_SYSTEM = ("You are an assistant that reads a passage and produces a list of implications derived directly or "
+               "indirectly from its content, one per line.")
+CHAT_USER = "{title}\n{context}"
+
+# The paper's closed-book answer prompt.
+ANSWER_PROMPT = "Let's answer a question directly and concisely.\nQuestion: Topic: {title}\n{question}\nAnswer:\n"
+
+_NUMBERED = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+_SELF_QA_SPLIT = re.compile(r"(?=\bQuestion \d+:)")
+
+
+def render_chat(tokenizer, system: str | None, user: str) -> str:
+    """A user turn (and optional system message) through the tokenizer's own chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("generation.chat is on but the tokenizer has no chat template")
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def split_self_edit(completion: str, style: str, cfg: SequencesConfig) -> list[str]:
+    """The texts a self-edit contributes, split as the paper does (each behaviour a config switch)."""
+    if style == "self_qa" and cfg.split_self_qa:
+        text = "Question 1: " + completion  # the prompt ends with 'Question 1: '
+        return [p.strip() for p in _SELF_QA_SPLIT.split(text) if p.strip()][: cfg.max_sequences]
+    parts = completion.split(cfg.split_separator) if cfg.split_separator else [completion]
+    texts: list[str] = []
+    for part in parts:
+        if not cfg.split_lines:
+            if part.strip():
+                texts.append(part.strip())
+            continue
+        lines = [ln.strip() for ln in part.splitlines() if ln.strip()]
+        if cfg.drop_preamble and len(lines) > 1 and _NUMBERED.match(lines[1]) and not _NUMBERED.match(lines[0]):
+            lines = lines[1:]
+        texts.extend(lines)
+    return texts[: cfg.max_sequences]
+
+
+class KnowledgeDomain:
+    """Domain protocol for passages + closed-book questions."""
+
+    def __init__(self, tokenizer, grader: Grader, generation: GenerationConfig, sequences: SequencesConfig,
+                 inner: InnerConfig):
+        self.tok = tokenizer
+        self.grader = grader
+        self.gen = generation
+        self.seq = sequences
+        self.inner = inner
+        self.lora = LoraSpec(inner.lora_r, inner.lora_alpha, inner.lora_dropout,
+                             tuple(inner.target_modules) if inner.target_modules else None)
+        self.optim = OptimSpec(inner.lr, inner.epochs, inner.batch_size, inner.schedule, inner.warmup_steps,
+                               inner.weight_decay, inner.max_grad_norm)
+
+    # --- prompts ---
+
+    def prompt(self, context: Context) -> str:
+        if self.gen.chat:
+            return render_chat(self.tok, CHAT_SYSTEM, CHAT_USER.format(title=context.title, context=context.text))
+        return SELF_EDIT_PROMPTS[self.gen.prompt_style].format(title=context.title, context=context.text)
+
+    def probes(self, context: Context) -> tuple[Probe, ...]:
+        out = []
+        for qa in context.questions:
+            text = ANSWER_PROMPT.format(title=context.title, question=qa.question)
+            if self.gen.chat:
+                text = render_chat(self.tok, None, text)
+            out.append(Probe(text, self.inner.answer_max_new_tokens))
+        return tuple(out)
+
+    # --- plans ---
+
+    def texts(self, context: Context, self_edit: SelfEdit | None, repeat_passage: int = 1) -> list[str]:
+        """Training texts: the self-edit's pieces, then the passage (appended last, as in the paper)."""
+        pieces = split_self_edit(self_edit.completion, self.gen.prompt_style, self.seq) if self_edit else []
+        if self.seq.title_prefix:
+            pieces = [f"{context.title}\n{p}" for p in pieces]
+        if self.seq.append_passage or self_edit is None:
+            pieces += [f"{context.title}\n{context.text}"] * repeat_passage
+        return pieces
+
+    def encode(self, text: str) -> TrainSequence:
+        ids = encode_prompt(self.tok, text)[: self.inner.max_length]
+        mask = [1] * len(ids)
+        if self.seq.loss_mask_substring and self.seq.loss_mask_substring in text:
+            cut = text.index(self.seq.loss_mask_substring) + len(self.seq.loss_mask_substring)
+            n_prefix = len(encode_prompt(self.tok, text[:cut]))
+            mask = [0] * min(n_prefix, len(ids)) + [1] * max(0, len(ids) - n_prefix)
+        return TrainSequence(tuple(ids), tuple(mask))
+
+    def plan(self, context: Context, self_edit: SelfEdit | None, repeat_passage: int = 1) -> UpdatePlan | Invalid:
+        if self_edit is not None and not self_edit.completion.strip():
+            return Invalid("empty self-edit")
+        texts = self.texts(context, self_edit, repeat_passage)
+        if self_edit is not None and len(texts) == int(self.seq.append_passage) * repeat_passage:
+            return Invalid("self-edit has no usable lines")
+        seqs = tuple(s for s in (self.encode(t) for t in texts) if s.n_loss_tokens > 1)
+        if not seqs:
+            return Invalid("no trainable tokens")
+        return UpdatePlan(seqs, self.lora, self.optim)
+
+    # --- scoring ---
+
+    def score(self, context: Context, result: InnerResult) -> Score:
+        if result.failed:
+            return Score(correct=[False] * len(context.questions), answers=result.answers, failed=result.failed,
+                         train_seconds=result.train_seconds)
+        items = [GradeItem(q.question, q.answer, a.strip()) for q, a in zip(context.questions, result.answers)]
+        return Score(correct=self.grader.grade(items), answers=[it.answer for it in items],
+                     train_seconds=result.train_seconds, eval_seconds=result.eval_seconds,
+                     n_steps=len(result.step_losses))

@@ -1,0 +1,93 @@
+"""The two steps every recipe repeats, each persisting its work as it goes:
+
+- `sample_self_edits`: the policy writes K self-edits per context (stored per generation batch);
+- `score_self_edits`: each (context, self-edit, repeat) becomes a plan, the engine runs the inner loops chunk
+  by chunk, the domain grades the answers (stored per chunk).
+
+Both skip what the store already has, so rerunning a recipe resumes it. Seeds derive from the run seed and the
+item's key, and batches/chunks are fixed slices of the full work list, so a resumed run computes exactly what
+an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from seal.domains.base import Context, Invalid, Job, Score, SelfEdit, UpdatePlan
+from seal.generate import SamplingParams, generate_batch
+from seal.inner.engine import Engine
+from seal.progress import progress
+from seal.store import ScoreKey, Store, derive_seed
+
+
+def sample_self_edits(store: Store, phase: str, round: int, loaded, domain, contexts: list[Context], n: int,
+                      params: SamplingParams, *, seed: int, batch_size: int, policy: str
+                      ) -> dict[tuple[str, int], SelfEdit]:
+    """`n` self-edits per context from `loaded` (the policy), keyed by (context id, sample)."""
+    have = store.self_edits(phase, round)
+    requests = [(c, s) for c in contexts for s in range(n)]
+    batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
+    todo = [(b, batch) for b, batch in enumerate(batches) if any((c.id, s) not in have for c, s in batch)]
+    with progress(f"{phase} r{round}: writing self-edits", sum(len(b) for _, b in todo)) as advance:
+        for b, batch in todo:
+            prompts = [domain.prompt(c) for c, _ in batch]
+            texts = generate_batch(loaded.model, loaded.tokenizer, prompts, params, greedy=False,
+                                   seed=derive_seed(seed, phase, round, "generate", b))
+            edits = [SelfEdit(c.id, p, t, policy, s) for (c, s), p, t in zip(batch, prompts, texts)]
+            store.put_self_edits(phase, round, edits)
+            have.update({(e.context_id, e.sample): e for e in edits})
+            advance(len(batch))
+    return {(c.id, s): have[(c.id, s)] for c, s in requests}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One inner loop to score: a context, the self-edit applied (None: the context alone), its key."""
+
+    context: Context
+    self_edit: SelfEdit | None
+    sample: int = 0
+    repeat: int = 0
+    plan_kwargs: tuple = ()  # extra keyword arguments of domain.plan, e.g. (("repeat_passage", 7),)
+    adapt: bool = True  # False: answer with the unadapted model (the no-adaptation baseline)
+
+
+def score_self_edits(store: Store, phase: str, round: int, engine: Engine, loaded, domain, items: list[Item],
+                     *, seed: int, on_scores: Callable[[list[tuple[ScoreKey, Score]]], None] | None = None
+                     ) -> dict[ScoreKey, Score]:
+    """Score every item (skipping those already stored); returns all of the phase's scores for `items`."""
+    have = store.scores(phase, round)
+    keys = [ScoreKey(phase, round, it.context.id, it.sample, it.repeat) for it in items]
+    plans: list[UpdatePlan | Invalid | None] = []
+    for it in items:
+        plans.append(domain.plan(it.context, it.self_edit, **dict(it.plan_kwargs)) if it.adapt else None)
+    # invalid self-edits score 0 with their reason, without an inner loop
+    invalid = [(k, Score([False] * len(it.context.questions), [], invalid=p.reason))
+               for k, it, p in zip(keys, items, plans) if isinstance(p, Invalid) and k not in have]
+    store.put_scores(invalid)
+    have.update(invalid)
+    runnable = [i for i, p in enumerate(plans) if not isinstance(p, Invalid)]
+    jobs = [Job(plans[i], domain.probes(items[i].context), derive_seed(seed, *_key_tuple(keys[i])))
+            for i in runnable]
+    chunks = engine.chunks(loaded, jobs)
+    todo = [ch for ch in chunks if any(keys[runnable[j]] not in have for j in ch)]
+    with progress(f"{phase} r{round}: inner loops", sum(len(ch) for ch in todo)) as advance:
+        for ch in todo:
+            results = engine.run_chunk(loaded, [jobs[j] for j in ch])
+            scored = []
+            for j, res in zip(ch, results):
+                it = items[runnable[j]]
+                score = domain.score(it.context, res)
+                score.n_steps = score.n_steps or len(res.step_losses)
+                scored.append((keys[runnable[j]], score))
+            store.put_scores(scored)
+            have.update(scored)
+            if on_scores is not None:
+                on_scores(scored)
+            advance(len(ch))
+    return {k: have[k] for k in keys}
+
+
+def _key_tuple(k: ScoreKey) -> tuple:
+    return (k.phase, k.round, k.context_id, k.sample, k.repeat)

@@ -1,0 +1,90 @@
+"""Tables, plots and report.md of a run, from its store and summary.json (`seal report RUN_DIR`)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from seal.domains.base import Context, Score, mean
+from seal.store import ScoreKey, Store
+
+
+def summarize_row(name: str, scores: dict[ScoreKey, Score], contexts: list[Context]) -> dict:
+    """One table row: accuracy averaged per passage (over samples and repeats), then over passages."""
+    per_ctx: dict[str, list[float]] = defaultdict(list)
+    for k, s in scores.items():
+        per_ctx[k.context_id].append(s.accuracy)
+    accs = [mean(v) for v in per_ctx.values()]
+    n_questions = sum(len(c.questions) for c in contexts if c.id in per_ctx)
+    return {
+        "name": name,
+        "accuracy": mean(accs),
+        "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "n_passages": len(accs),
+        "n_questions": n_questions,
+        "ungraded": sum(s.n_ungraded for s in scores.values()),
+        "invalid": sum(s.invalid is not None for s in scores.values()),
+        "failed": sum(s.failed is not None for s in scores.values()),
+    }
+
+
+def round_rows(store: Store) -> list[dict]:
+    return [{"round": r.round, "mean_reward": r.mean_reward, "mean_baseline": r.mean_baseline,
+             "n_scored": r.n_scored, "n_kept": r.n_kept, "seconds": r.seconds} for r in store.rounds()]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| row | accuracy | std | passages | questions | ungraded |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {100 * r['accuracy']:.1f} | {100 * r['std']:.1f} | {r['n_passages']} | "
+                     f"{r['n_questions']} | {r['ungraded']} |")
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, rounds = summary["rows"], summary["rounds"]
+    fig, axes = plt.subplots(1, 2 if rounds else 1, figsize=(11 if rounds else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    names = [r["name"] for r in rows]
+    ax.barh(names[::-1], [100 * r["accuracy"] for r in rows][::-1],
+            xerr=[100 * r["std"] / max(1, r["n_passages"]) ** 0.5 for r in rows][::-1], color="#4c72b0")
+    ax.set_xlabel("accuracy on held-out passages (%), ± s.e.m.")
+    ax.set_title("results table")
+    if rounds:
+        ax = axes[0][1]
+        xs = [r["round"] for r in rounds]
+        ax.plot(xs, [100 * r["mean_reward"] for r in rounds], "o-", label="mean reward (adapted)")
+        ax.plot(xs, [100 * r["mean_baseline"] for r in rounds], "s--", label="no adaptation")
+        ax.set_xlabel("ReST-EM round")
+        ax.set_ylabel("accuracy on training passages (%)")
+        ax.set_xticks(xs)
+        ax.legend()
+        ax.set_title("reward per round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """report.md and results.png from summary.json."""
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    plot(summary, run_dir / "results.png")
+    lines = [f"# {summary.get('config', run_dir.name)}", "", markdown_table(summary["rows"]), ""]
+    if summary["rounds"]:
+        lines += ["## ReST-EM rounds", "", "| round | mean reward | no adaptation | scored | kept | seconds |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['round']} | {100 * r['mean_reward']:.1f} | {100 * r['mean_baseline']:.1f} | "
+                  f"{r['n_scored']} | {r['n_kept']} | {r['seconds']:.0f} |" for r in summary["rounds"]]
+        lines.append("")
+    lines += ["![results](results.png)", ""]
+    out = run_dir / "report.md"
+    out.write_text("\n".join(lines))
+    return out

@@ -1,0 +1,135 @@
+"""The tiny model's pretraining corpus, and the self-edit styles it demonstrates.
+
+Documents about *pretraining* entities only (never the RL or eval splits):
+
+- passages, freshly rendered every epoch (new templates and order);
+- knowledge notes: the entity's stated and derived facts restated, so that the model learns how a derived
+  statement ("X was born in Vetland") answers a question ("In which country was X born?");
+- closed-book QA in the paper's answer-prompt format;
+- self-edit demonstrations in the paper's self-edit prompt format, whose completions mix styles of very
+  different usefulness (derived facts, restatements, question-answer lines, verbatim copies, partial lists,
+  off-topic lines), so that the untrained model writes self-edits of mixed quality that RL can improve;
+- open-book reading: a passage, a question, its answer (copying values from context);
+- background knowledge: which country a city is in, which field an occupation is in, what an industry makes.
+"""
+
+from __future__ import annotations
+
+import random
+
+from seal.domains.knowledge import ANSWER_PROMPT, SELF_EDIT_PROMPTS
+from seal.world import pools as P
+from seal.world.generator import Entity, World
+from seal.world.templates import KINDS
+
+# how often the pretraining demonstrations use each style (what the untrained generator will imitate)
+STYLE_WEIGHTS = {"derived": 0.15, "restate": 0.2, "qa": 0.15, "verbatim": 0.15, "partial": 0.15, "offtopic": 0.1,
+                 "mixed": 0.1}
+
+
+def background_lines(rng: random.Random, n: int) -> list[str]:
+    """`n` random background facts."""
+    out = []
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.5:
+            city = rng.choice(P.CITIES)
+            out.append(rng.choice(["{c} is a city in {k}.", "{c} lies in {k}.", "The city of {c} is in {k}."])
+                       .format(c=city, k=P.CITY_COUNTRY[city]))
+        elif kind < 0.8:
+            occ = rng.choice(P.OCCUPATIONS)
+            out.append(rng.choice(["A {o} works in {f}.", "Every {o} works in the field of {f}."])
+                       .format(o=occ, f=P.OCCUPATION_FIELD[occ]))
+        else:
+            ind = rng.choice(P.INDUSTRIES)
+            out.append(rng.choice(["The {i} industry makes {p}.", "{I} produces {p}."])
+                       .format(i=ind, I=ind.capitalize(), p=P.INDUSTRY_PRODUCT[ind]))
+    return out
+
+
+def derived_lines(ent: Entity, rng: random.Random) -> list[str]:
+    return [rng.choice(d.statements).format(**ent.fields) for d in KINDS[ent.kind].derived.values()]
+
+
+def restate_lines(ent: Entity, rng: random.Random) -> list[str]:
+    return [rng.choice(t).format(**ent.fields) for t in KINDS[ent.kind].restate.values()]
+
+
+def qa_lines(ent: Entity, rng: random.Random) -> list[str]:
+    spec = KINDS[ent.kind]
+    return [f"{rng.choice(qs).format(**ent.fields)} {ent.attrs[spec.answer_field(rel)]}."
+            for rel, qs in spec.direct.items()]
+
+
+def self_edit(ent: Entity, passage: str, style: str, rng: random.Random) -> str:
+    """A completion of the implications prompt in one style (lines, newline-separated)."""
+    if style == "derived":
+        lines = derived_lines(ent, rng) + rng.sample(restate_lines(ent, rng), rng.randint(0, 2))
+    elif style == "restate":
+        lines = restate_lines(ent, rng)
+    elif style == "qa":
+        lines = qa_lines(ent, rng)
+    elif style == "verbatim":
+        lines = [s.strip() + "." for s in passage.split(". ") if s.strip()]
+        lines = [ln[:-1] if ln.endswith("..") else ln for ln in lines]
+    elif style == "partial":
+        pool = restate_lines(ent, rng) + derived_lines(ent, rng)
+        lines = rng.sample(pool, rng.randint(1, 2))
+    elif style == "offtopic":
+        lines = background_lines(rng, rng.randint(2, 4))
+    elif style == "mixed":
+        pool = derived_lines(ent, rng) + restate_lines(ent, rng) + background_lines(rng, 2)
+        lines = rng.sample(pool, rng.randint(2, 5))
+    else:
+        raise ValueError(f"unknown style {style}")
+    if style != "verbatim":
+        rng.shuffle(lines)
+    return "\n".join(lines)
+
+
+def pick_style(rng: random.Random, weights: dict[str, float] = STYLE_WEIGHTS) -> str:
+    return rng.choices(list(weights), list(weights.values()))[0]
+
+
+def entity_documents(world: World, ent: Entity, rng: random.Random, eos: str) -> list[str]:
+    """One epoch's documents about one pretraining entity."""
+    spec = KINDS[ent.kind]
+    title = ent.name
+    passage = world.passage(ent, rng)
+    docs = [f"{title}\n{passage}{eos}"]
+    notes = derived_lines(ent, rng) + restate_lines(ent, rng)
+    rng.shuffle(notes)
+    docs.append(f"{title}\n" + " ".join(notes) + eos)
+    relations = list(spec.direct) + list(spec.derived)
+    for rel in rng.sample(relations, 5):
+        q = rng.choice(spec.direct.get(rel) or spec.derived[rel].questions).format(**ent.fields)
+        docs.append(ANSWER_PROMPT.format(title=title, question=q) + ent.attrs[spec.answer_field(rel)] + eos)
+    demo_passage = world.passage(ent, rng)
+    prompt = SELF_EDIT_PROMPTS["implications"].format(title=title, context=demo_passage)
+    docs.append(prompt + self_edit(ent, demo_passage, pick_style(rng), rng) + eos)
+    rel = rng.choice(relations)
+    q = rng.choice(spec.direct.get(rel) or spec.derived[rel].questions).format(**ent.fields)
+    docs.append(f"{title}\n{passage}\nQuestion: {q}\nAnswer: {ent.attrs[spec.answer_field(rel)]}{eos}")
+    return docs
+
+
+def background_documents(rng: random.Random, eos: str) -> list[str]:
+    docs = []
+    for city, country in P.CITY_COUNTRY.items():
+        docs.append(ANSWER_PROMPT.format(title=city, question=f"In which country is {city}?") + country + eos)
+    for occ, field in P.OCCUPATION_FIELD.items():
+        docs.append(ANSWER_PROMPT.format(title=occ, question=f"In which field does a {occ} work?") + field + eos)
+    for ind, prod in P.INDUSTRY_PRODUCT.items():
+        docs.append(ANSWER_PROMPT.format(title=ind, question=f"What does the {ind} industry make?") + prod + eos)
+    docs += [" ".join(background_lines(rng, 6)) + eos for _ in range(40)]
+    return docs
+
+
+def epoch_documents(world: World, epoch: int, eos: str) -> list[str]:
+    """All documents of one pretraining epoch, shuffled (seeded by the world seed and the epoch)."""
+    rng = random.Random(f"{world.seed}-corpus-{epoch}")
+    docs = background_documents(rng, eos)
+    for ent in world.entities["pretrain"]:
+        docs += entity_documents(world, ent, rng, eos)
+    rng.shuffle(docs)
+    return docs

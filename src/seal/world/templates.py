@@ -1,0 +1,166 @@
+"""Sentence, question and statement templates of the synthetic world, per kind of entity.
+
+`sentences`: units of the passage, each a list of groups of alternative templates (a bridge sentence, about a
+second entity, stays right after the sentence that introduces it). `direct`: questions whose answer is stated.
+`derived`: facts that follow from the passage without being stated, with the questions that ask for them and
+the statements a good self-edit writes. `restate`: stated facts in other words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Derived:
+    questions: list[str]
+    statements: list[str]
+
+
+@dataclass
+class KindSpec:
+    sentences: list[list[list[str]]]
+    direct: dict[str, list[str]]
+    derived: dict[str, Derived]
+    restate: dict[str, list[str]]
+    bridges: list[tuple[str, str, str]]  # (subject field, relation, value field) of facts about second entities
+    answers: dict[str, str] = field(default_factory=dict)  # relation -> answer field when they differ
+
+    def answer_field(self, relation: str) -> str:
+        return self.answers.get(relation, relation)
+
+
+PERSON = KindSpec(
+    sentences=[
+        [["{name} was born in {birth_city} in {birth_year}.", "{name} was born in {birth_year} in {birth_city}.",
+          "In {birth_year}, {name} was born in {birth_city}."]],
+        [["{name} works as {a_occupation}.", "{name} is {a_occupation} by trade.",
+          "By profession, {name} is {a_occupation}."]],
+        [["{name} studied at {school}.", "{name} was educated at {school}.", "{name} attended {school}."],
+         ["{school} is located in {school_city}.", "{school} is a school in {school_city}.",
+          "{school} stands in {school_city}."]],
+        [["{name} works for {employer}.", "{name} is employed by {employer}.", "{name} has a job at {employer}."],
+         ["{employer} is based in {employer_city}.", "{employer} has its offices in {employer_city}.",
+          "The offices of {employer} are in {employer_city}."]],
+    ],
+    direct={
+        "birth_year": ["In which year was {name} born?", "When was {name} born?"],
+        "birth_city": ["In which city was {name} born?", "Where was {name} born?"],
+        "occupation": ["What is the occupation of {name}?", "What does {name} do for a living?"],
+        "school": ["Which school did {name} attend?", "Where was {name} educated?"],
+        "employer": ["Which company does {name} work for?", "Who employs {name}?"],
+    },
+    derived={
+        "birth_country": Derived(
+            ["In which country was {name} born?", "What is the home country of {name}?"],
+            ["{name} was born in {birth_country}.", "{name} is from {birth_country}.",
+             "{name} was born in the country of {birth_country}."]),
+        "field": Derived(
+            ["In which field does {name} work?", "What field is {name} active in?"],
+            ["{name} works in {field}.", "{name} works in the field of {field}.", "The field of {name} is {field}."]),
+        "school_city": Derived(
+            ["In which city did {name} go to school?", "In which city did {name} study?"],
+            ["{name} studied in {school_city}.", "{name} studied at {school} in {school_city}.",
+             "{name} went to school in {school_city}."]),
+        "employer_city": Derived(
+            ["In which city does {name} work?", "Where is the workplace of {name}?"],
+            ["{name} works in the city of {employer_city}.", "{name} works for {employer} in {employer_city}.",
+             "{name} has a job in {employer_city}."]),
+    },
+    restate={
+        "birth_year": ["{name} was born in {birth_year}.", "The birth year of {name} is {birth_year}."],
+        "birth_city": ["{name} was born in the city of {birth_city}.", "The birthplace of {name} is {birth_city}."],
+        "occupation": ["{name} is {a_occupation}.", "The occupation of {name} is {occupation}."],
+        "school": ["{name} went to {school}.", "The school of {name} was {school}."],
+        "employer": ["{name} is an employee of {employer}.", "The employer of {name} is {employer}."],
+    },
+    bridges=[("school", "located_in", "school_city"), ("employer", "based_in", "employer_city")],
+)
+
+COMPANY = KindSpec(
+    sentences=[
+        [["{name} was founded in {founded_year}.", "{name} dates back to {founded_year}.",
+          "{name} was established in {founded_year}."]],
+        [["{name} was started by {founder}.", "The founder of {name} is {founder}.", "{founder} founded {name}."],
+         ["{founder} was born in {founder_city}.", "{founder} came from {founder_city}.",
+          "{founder} is a native of {founder_city}."]],
+        [["{name} is based in {hq_city}.", "{name} has its headquarters in {hq_city}.",
+          "The headquarters of {name} are in {hq_city}."]],
+        [["{name} works in {industry}.", "{name} is active in {industry}.", "The business of {name} is {industry}."]],
+        [["{name} is run by {chief}.", "The head of {name} is {chief}.", "{chief} leads {name}."]],
+    ],
+    direct={
+        "founded_year": ["In which year was {name} founded?", "When was {name} founded?"],
+        "founder": ["Who founded {name}?", "Who is the founder of {name}?"],
+        "hq_city": ["In which city is {name} based?", "Where are the headquarters of {name}?"],
+        "industry": ["In which industry is {name} active?", "What business is {name} in?"],
+        "chief": ["Who runs {name}?", "Who is the head of {name}?"],
+    },
+    derived={
+        "hq_country": Derived(
+            ["In which country is {name} based?", "Which country is {name} from?"],
+            ["{name} is based in {hq_country}.", "{name} is a company from {hq_country}.",
+             "The headquarters of {name} are in the country of {hq_country}."]),
+        "product": Derived(
+            ["What does {name} make?", "What does {name} produce?"],
+            ["{name} makes {product}.", "{name} produces {product}.", "The product of {name} is {product}."]),
+        "founder_city": Derived(
+            ["In which city was the founder of {name} born?", "Where does the founder of {name} come from?"],
+            ["The founder of {name} was born in {founder_city}.", "{name} was founded by {founder} of {founder_city}.",
+             "{name} was founded by a native of {founder_city}."]),
+    },
+    restate={
+        "founded_year": ["{name} was set up in {founded_year}.", "The founding year of {name} is {founded_year}."],
+        "founder": ["{name} was founded by {founder}.", "{founder} is the founder of {name}."],
+        "hq_city": ["{name} is located in {hq_city}.", "The home of {name} is {hq_city}."],
+        "industry": ["{name} is in the {industry} business.", "The industry of {name} is {industry}."],
+        "chief": ["{chief} is the head of {name}.", "{name} is led by {chief}."],
+    },
+    bridges=[("founder", "born_in", "founder_city")],
+)
+
+TOWN = KindSpec(
+    sentences=[
+        [["{name} was founded in {founded_year}.", "{name} dates back to {founded_year}.",
+          "{name} was settled in {founded_year}."]],
+        [["{name} lies on the {river} river.", "The {river} river runs through {name}.",
+          "{name} is on the banks of the {river}."]],
+        [["The mayor of {name} is {mayor}.", "{mayor} is the mayor of {name}.", "{name} is governed by {mayor}."],
+         ["{mayor} was born in {mayor_year}.", "{mayor} was born in the year {mayor_year}.",
+          "The birth year of {mayor} is {mayor_year}."]],
+        [["{name} is twinned with {twin_city}.", "{name} has a twin city, {twin_city}.",
+          "The twin city of {name} is {twin_city}."]],
+        [["The main industry of {name} is {industry}.", "{name} lives from {industry}.",
+          "Most people in {name} work in {industry}."]],
+    ],
+    direct={
+        "founded_year": ["In which year was {name} founded?", "When was {name} founded?"],
+        "river": ["On which river does {name} lie?", "Which river runs through {name}?"],
+        "mayor": ["Who is the mayor of {name}?", "Who governs {name}?"],
+        "twin_city": ["Which city is twinned with {name}?", "What is the twin city of {name}?"],
+        "industry": ["What is the main industry of {name}?", "In which industry do most people in {name} work?"],
+    },
+    derived={
+        "twin_country": Derived(
+            ["In which country is the twin city of {name}?", "Which country is the twin city of {name} in?"],
+            ["The twin city of {name} is in {twin_country}.", "{name} is twinned with a city in {twin_country}.",
+             "{name} has a twin city in {twin_country}."]),
+        "product": Derived(
+            ["What is produced in {name}?", "What do the people of {name} make?"],
+            ["{name} produces {product}.", "{name} is known for its {product}.", "The people of {name} make {product}."]),
+        "mayor_year": Derived(
+            ["In which year was the mayor of {name} born?", "When was the mayor of {name} born?"],
+            ["The mayor of {name} was born in {mayor_year}.", "{name} has a mayor born in {mayor_year}.",
+             "The mayor of {name}, {mayor}, was born in {mayor_year}."]),
+    },
+    restate={
+        "founded_year": ["{name} was founded in the year {founded_year}.", "The founding year of {name} is {founded_year}."],
+        "river": ["The river of {name} is the {river}.", "{name} is a town on the {river}."],
+        "mayor": ["{mayor} governs {name}.", "{name} has {mayor} as its mayor."],
+        "twin_city": ["{twin_city} is the twin city of {name}.", "{name} and {twin_city} are twin cities."],
+        "industry": ["The industry of {name} is {industry}.", "Many people in {name} work in {industry}."],
+    },
+    bridges=[("mayor", "born_in_year", "mayor_year")],
+)
+
+KINDS = {"person": PERSON, "company": COMPANY, "town": TOWN}

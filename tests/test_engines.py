@@ -1,0 +1,119 @@
+"""Inner-loop engines: the base model is restored exactly; the batched engine equals the reference."""
+
+import pytest
+import torch
+
+from seal.domains.base import Job, LoraSpec, OptimSpec, Probe, TrainSequence, UpdatePlan
+from seal.inner.batched import BatchedEngine
+from seal.inner.engine import evaluate
+from seal.inner.sequential import SequentialEngine
+
+
+def seqs(tok, texts, mask_prefix=0):
+    out = []
+    for t in texts:
+        ids = tok(t)["input_ids"]
+        mask = [0] * mask_prefix + [1] * (len(ids) - mask_prefix)
+        out.append(TrainSequence(tuple(ids), tuple(mask[: len(ids)])))
+    return tuple(out)
+
+
+TEXTS = ["Ada Lowell was born in Calder in 1907.", "Bram Nash works for the company.", "the river of the city",
+         "Clara Oakley studied at the school in Portree.", "who founded the company in 1950"]
+PROBES = (Probe("Question: Where was Ada Lowell born?\nAnswer:\n", 6), Probe("Who founded the company?", 5))
+
+
+def jobs_with_unequal_plans(tok):
+    lora = LoraSpec(r=4, alpha=8)
+    return [
+        Job(UpdatePlan(seqs(tok, TEXTS[:2]), lora, OptimSpec(lr=1e-2, epochs=3)), PROBES, seed=1),
+        Job(UpdatePlan(seqs(tok, TEXTS), lora, OptimSpec(lr=5e-3, epochs=2, batch_size=2, schedule="cosine")),
+            PROBES, seed=2),
+        Job(UpdatePlan(seqs(tok, TEXTS[3:], mask_prefix=3), lora,
+                       OptimSpec(lr=2e-2, epochs=1, schedule="constant", warmup_steps=1, weight_decay=0.1)),
+            PROBES[:1], seed=3),
+        Job(UpdatePlan(seqs(tok, TEXTS[1:4]), lora, OptimSpec(lr=1e-2, epochs=4, batch_size=3, max_grad_norm=None)),
+            PROBES, seed=4),
+    ]
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_bit_identical(before, model):
+    after = model.state_dict()
+    assert set(after) == set(before), "adapter modules were left behind"
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+
+
+@pytest.mark.parametrize("engine", [SequentialEngine(), BatchedEngine(max_adapters_per_batch=3)],
+                         ids=["sequential", "batched"])
+def test_base_weights_bit_identical_after_many_inner_loops(loaded_random, engine):
+    before = snapshot(loaded_random.model)
+    jobs = jobs_with_unequal_plans(loaded_random.tokenizer) * 2
+    results = evaluate(engine, loaded_random, jobs)
+    assert all(r.step_losses for r in results)
+    assert_bit_identical(before, loaded_random.model)
+    assert not any(p.requires_grad for p in loaded_random.model.parameters())
+    assert type(loaded_random.model).__name__ == "LlamaForCausalLM"
+
+
+def test_adapter_training_lowers_loss(loaded_random):
+    tok = loaded_random.tokenizer
+    job = Job(UpdatePlan(seqs(tok, TEXTS[:1]), LoraSpec(4, 8), OptimSpec(lr=5e-2, epochs=20)), PROBES, seed=0)
+    (res,) = SequentialEngine().run_chunk(loaded_random, [job])
+    assert len(res.step_losses) == 20 and res.step_losses[-1] < 0.95 * res.step_losses[0]
+
+
+def test_batched_equals_sequential(loaded_random):
+    """Same seeds and data: per-step losses and greedy answers of every adapter match (fp32, CPU)."""
+    jobs = jobs_with_unequal_plans(loaded_random.tokenizer)
+    ref = SequentialEngine().run_chunk(loaded_random, jobs)
+    out = evaluate(BatchedEngine(max_adapters_per_batch=8), loaded_random, jobs)
+    for job, a, b in zip(jobs, ref, out):
+        assert len(a.step_losses) == len(b.step_losses) == job.plan.n_steps
+        assert a.step_losses == pytest.approx(b.step_losses, rel=1e-4, abs=1e-5)
+        assert a.answers == b.answers
+
+
+def test_batched_with_qwen2(random_qwen_dir):
+    from seal.config import ModelConfig
+    from seal.model import load_model
+
+    loaded = load_model(ModelConfig(name_or_path=random_qwen_dir))
+    jobs = jobs_with_unequal_plans(loaded.tokenizer)[:2]
+    ref = SequentialEngine().run_chunk(loaded, jobs)
+    out = evaluate(BatchedEngine(), loaded, jobs)
+    for a, b in zip(ref, out):
+        assert a.step_losses == pytest.approx(b.step_losses, rel=1e-4, abs=1e-5)
+        assert a.answers == b.answers
+
+
+def test_chunks_group_by_shape_and_are_deterministic(loaded_random):
+    tok = loaded_random.tokenizer
+    plan = lambda r, n: UpdatePlan(seqs(tok, TEXTS[:n]), LoraSpec(r, 2 * r), OptimSpec(epochs=1))
+    jobs = [Job(plan(4, 1), PROBES), Job(None, PROBES), Job(plan(8, 2), PROBES), Job(plan(4, 3), PROBES),
+            Job(plan(4, 2), PROBES)]
+    eng = BatchedEngine(max_adapters_per_batch=2)
+    chunks = eng.chunks(loaded_random, jobs)
+    assert chunks == eng.chunks(loaded_random, jobs)
+    assert sorted(i for c in chunks for i in c) == list(range(5))
+    assert [1] in chunks and [2] in chunks  # base-only jobs apart; rank 8 apart from rank 4
+    assert [3, 4] in chunks and [0] in chunks  # longest first
+
+
+@pytest.mark.parametrize("engine", [SequentialEngine(), BatchedEngine()], ids=["sequential", "batched"])
+def test_non_finite_loss_fails_only_that_adapter(loaded_random, engine):
+    tok = loaded_random.tokenizer
+    good = Job(UpdatePlan(seqs(tok, TEXTS[:2]), LoraSpec(4, 8), OptimSpec(lr=1e-2, epochs=2)), PROBES, seed=1)
+    bad = Job(UpdatePlan(seqs(tok, TEXTS[:2]), LoraSpec(4, 8), OptimSpec(lr=float("inf"), epochs=3)),
+              PROBES, seed=2)
+    before = snapshot(loaded_random.model)
+    ref = SequentialEngine().run_chunk(loaded_random, [good])[0]
+    res_good, res_bad = evaluate(engine, loaded_random, [good, bad])
+    assert res_bad.failed and "non-finite loss" in res_bad.failed and res_bad.answers == []
+    assert res_good.failed is None
+    assert res_good.step_losses == pytest.approx(ref.step_losses, rel=1e-4, abs=1e-5)
+    assert_bit_identical(before, loaded_random.model)
