@@ -117,3 +117,23 @@ def test_non_finite_loss_fails_only_that_adapter(loaded_random, engine):
     assert res_good.failed is None
     assert res_good.step_losses == pytest.approx(ref.step_losses, rel=1e-4, abs=1e-5)
     assert_bit_identical(before, loaded_random.model)
+
+
+def test_export_is_a_standard_peft_adapter(loaded_random, tmp_path):
+    """An adapter of a batch, saved and loaded back with peft, gives the same logits as inside the batch."""
+    from peft import PeftModel
+
+    jobs = jobs_with_unequal_plans(loaded_random.tokenizer)[:3]
+    model = loaded_random.model
+    x = torch.tensor([loaded_random.tokenizer("Ada Lowell was born in")["input_ids"]])
+    with BatchedEngine().trained(loaded_random, jobs) as batch:
+        out_dir = batch.export(1, tmp_path / "adapter")
+        with batch.router.route(torch.tensor([1])):
+            expected = model(input_ids=x).logits
+    assert (out_dir / "adapter_config.json").exists() and (out_dir / "adapter_model.safetensors").exists()
+    base_logits = model(input_ids=x).logits
+    peft_model = PeftModel.from_pretrained(model, str(out_dir))
+    got = peft_model(input_ids=x).logits
+    assert not torch.allclose(expected, base_logits, atol=1e-4)  # the adapter does something
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    peft_model.unload()

@@ -151,6 +151,37 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
     typer.echo(f"built {path}")
 
 
+@bench_app.command("inner")
+def bench_inner(
+    model: str = typer.Option("tiny", help="`tiny`, a local model dir, or preset:qwen2.5-7b / preset:llama-3.2-1b "
+                                           "(random weights)."),
+    k: str = typer.Option("1,8,32,128", help="Adapters per batch to measure, comma-separated."),
+    sequences: int = typer.Option(15, help="Training sequences per self-edit."),
+    seq_tokens: int = typer.Option(60, help="Tokens per training sequence."),
+    questions: int = typer.Option(5, help="Questions answered per self-edit."),
+    answer_tokens: int = typer.Option(64, help="New tokens per answer."),
+    epochs: int = typer.Option(10, help="Epochs (the paper: 10)."),
+    rank: int = typer.Option(32, help="LoRA rank (the paper: 32)."),
+    batch_size: int = typer.Option(1, help="Sequences per optimiser step (the paper: 1)."),
+    layers: Optional[int] = typer.Option(None, help="Truncate a preset to this many layers (CPU smoke runs)."),
+    sequential_jobs: int = typer.Option(2, help="Self-edits the sequential engine is timed on."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per line, one per K."),
+):
+    """Seconds per self-edit evaluation of the sequential and batched engines, measured side by side."""
+    from seal.bench import BenchSize, bench_inner as run_bench
+
+    _quiet_libraries()
+    if model == "tiny":
+        from seal.world.build import ensure_tiny_model
+
+        model = str(ensure_tiny_model())
+    size = BenchSize(sequences, seq_tokens, questions, answer_tokens, epochs=epochs, rank=rank, alpha=2 * rank,
+                     batch_size=batch_size)
+    run_bench(model, [int(x) for x in k.split(",")], size, layers=layers, sequential_jobs=sequential_jobs,
+              device=device, emit=typer.echo, as_json=json_)
+
+
 @data_app.command("squad")
 def data_squad(source: str = typer.Argument(..., help="Hub id (rajpurkar/squad), local dir, .json or .parquet."),
                out: Path = typer.Option(..., help="Records file to write (.json)."),

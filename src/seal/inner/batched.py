@@ -10,7 +10,10 @@ update: AdamW would otherwise keep moving them on momentum.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -32,6 +35,37 @@ class _Adapter:
 
     def active(self, s: int) -> bool:
         return self.failed is None and s < len(self.steps)
+
+
+@dataclass
+class AdapterBatch:
+    """The trained adapters of one chunk, live inside the model while the `trained()` block runs."""
+
+    router: object
+    layers: list[tuple[str, MultiLoraLinear]]
+    adapters: list[_Adapter]
+    spec: LoraSpec
+    targets: list[str]
+    train_seconds: float
+    base_path: str
+
+    def export(self, k: int, out_dir: str | Path) -> Path:
+        """Save adapter k as a standard peft adapter directory (`PeftModel.from_pretrained` loads it, and so
+        does vLLM's LoRA support)."""
+        from peft import LoraConfig
+        from safetensors.torch import save_file
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {}
+        for name, layer in self.layers:
+            tensors[f"base_model.model.{name}.lora_A.weight"] = layer.A[k].detach().cpu().contiguous()
+            tensors[f"base_model.model.{name}.lora_B.weight"] = layer.B[k].detach().cpu().contiguous()
+        save_file(tensors, str(out_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
+        LoraConfig(r=self.spec.r, lora_alpha=self.spec.alpha, lora_dropout=self.spec.dropout, bias="none",
+                   target_modules=self.targets, task_type="CAUSAL_LM",
+                   base_model_name_or_path=self.base_path).save_pretrained(str(out_dir))
+        return out_dir
 
 
 class _StackedAdamW:
@@ -109,6 +143,18 @@ class BatchedEngine:
         """One chunk: all base-only jobs, or adapters of one LoRA shape."""
         if all(j.plan is None for j in jobs):
             return self._answer_base(loaded, jobs)
+        with self.trained(loaded, jobs) as batch:
+            t1 = time.perf_counter()
+            answers = self._answer(loaded, batch.router, batch.adapters)
+            eval_s = time.perf_counter() - t1
+        n = len(jobs)
+        return [InnerResult([] if a.failed else ans, a.losses, batch.train_seconds / n, eval_s / n, a.failed)
+                for a, ans in zip(batch.adapters, answers)]
+
+    @contextmanager
+    def trained(self, loaded, jobs: list[Job]) -> Iterator["AdapterBatch"]:
+        """Train one adapter per job (one LoRA shape) and yield them, routed and exportable; the base model is
+        restored when the block ends."""
         spec = jobs[0].plan.lora
         if any(j.plan is None or j.plan.lora != spec for j in jobs):
             raise ValueError("a chunk must hold adapters of one LoRA shape (use chunks())")
@@ -117,12 +163,7 @@ class BatchedEngine:
         with multi_lora(model, targets, len(jobs), spec.r, spec.alpha, spec.dropout) as (router, layers):
             t0 = time.perf_counter()
             adapters = self._train(model, router, [layer for _, layer in layers], jobs)
-            t1 = time.perf_counter()
-            answers = self._answer(loaded, router, adapters)
-            t2 = time.perf_counter()
-        n = len(jobs)
-        return [InnerResult([] if a.failed else ans, a.losses, (t1 - t0) / n, (t2 - t1) / n, a.failed)
-                for a, ans in zip(adapters, answers)]
+            yield AdapterBatch(router, layers, adapters, spec, targets, time.perf_counter() - t0, loaded.path)
 
     def _answer_base(self, loaded, jobs: list[Job]) -> list[InnerResult]:
         t0 = time.perf_counter()
