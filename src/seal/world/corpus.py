@@ -23,8 +23,12 @@ from seal.world.generator import Entity, World
 from seal.world.templates import KINDS
 
 # how often the pretraining demonstrations use each style (what the untrained generator will imitate)
-STYLE_WEIGHTS = {"derived": 0.15, "restate": 0.2, "qa": 0.15, "verbatim": 0.15, "partial": 0.15, "offtopic": 0.1,
+STYLE_WEIGHTS = {"derived": 0.15, "restate": 0.15, "qa": 0.15, "verbatim": 0.2, "partial": 0.15, "offtopic": 0.1,
                  "mixed": 0.1}
+
+
+DEMOS_PER_EPOCH = 800
+OPEN_BOOK_FRACTION = 0.5
 
 
 def background_lines(rng: random.Random, n: int) -> list[str]:
@@ -47,8 +51,15 @@ def background_lines(rng: random.Random, n: int) -> list[str]:
     return out
 
 
-def derived_lines(ent: Entity, rng: random.Random) -> list[str]:
+def derived_statements(ent: Entity, rng: random.Random) -> list[str]:
+    """Derived facts as plain statements (the knowledge notes of pretraining entities)."""
     return [rng.choice(d.statements).format(**ent.fields) for d in KINDS[ent.kind].derived.values()]
+
+
+def derived_lines(ent: Entity, sentences: list[tuple[str, str]]) -> list[str]:
+    """Derived facts the way a good self-edit writes them: the passage sentence they follow from, extended."""
+    by_key = dict(sentences)
+    return [by_key[d.source].rstrip(".") + d.clause.format(**ent.fields) for d in KINDS[ent.kind].derived.values()]
 
 
 def restate_lines(ent: Entity, rng: random.Random) -> list[str]:
@@ -56,34 +67,35 @@ def restate_lines(ent: Entity, rng: random.Random) -> list[str]:
 
 
 def qa_lines(ent: Entity, rng: random.Random) -> list[str]:
+    """Question-answer statements about stated and derived facts (a random subset)."""
     spec = KINDS[ent.kind]
-    return [f"{rng.choice(qs).format(**ent.fields)} {ent.attrs[spec.answer_field(rel)]}."
-            for rel, qs in spec.direct.items()]
+    questions = {**spec.direct, **{rel: d.questions for rel, d in spec.derived.items()}}
+    rels = rng.sample(sorted(questions), rng.randint(3, 6))
+    return [f"{rng.choice(questions[rel]).format(**ent.fields)} {ent.attrs[spec.answer_field(rel)]}." for rel in rels]
 
 
-def self_edit(ent: Entity, passage: str, style: str, rng: random.Random) -> str:
-    """A completion of the implications prompt in one style (lines, newline-separated)."""
-    if style == "derived":
-        lines = derived_lines(ent, rng) + rng.sample(restate_lines(ent, rng), rng.randint(0, 2))
+def self_edit(ent: Entity, sentences: list[tuple[str, str]], style: str, rng: random.Random) -> str:
+    """A completion of the implications prompt in one style (lines, newline-separated), for the passage made
+    of `sentences` (keyed, as `World.render` returns them)."""
+    verbatim = [s for _, s in sentences]
+    if style == "derived":  # every derived fact, written onto the sentence it follows from
+        lines = derived_lines(ent, sentences)
     elif style == "restate":
         lines = restate_lines(ent, rng)
     elif style == "qa":
         lines = qa_lines(ent, rng)
     elif style == "verbatim":
-        lines = [s.strip() + "." for s in passage.split(". ") if s.strip()]
-        lines = [ln[:-1] if ln.endswith("..") else ln for ln in lines]
+        return "\n".join(verbatim)
     elif style == "partial":
-        pool = restate_lines(ent, rng) + derived_lines(ent, rng)
-        lines = rng.sample(pool, rng.randint(1, 2))
+        lines = rng.sample(derived_lines(ent, sentences) + verbatim, rng.randint(1, 2))
     elif style == "offtopic":
         lines = background_lines(rng, rng.randint(2, 4))
     elif style == "mixed":
-        pool = derived_lines(ent, rng) + restate_lines(ent, rng) + background_lines(rng, 2)
+        pool = derived_lines(ent, sentences) + verbatim + restate_lines(ent, rng) + background_lines(rng, 2)
         lines = rng.sample(pool, rng.randint(2, 5))
     else:
         raise ValueError(f"unknown style {style}")
-    if style != "verbatim":
-        rng.shuffle(lines)
+    rng.shuffle(lines)
     return "\n".join(lines)
 
 
@@ -92,24 +104,34 @@ def pick_style(rng: random.Random, weights: dict[str, float] = STYLE_WEIGHTS) ->
 
 
 def entity_documents(world: World, ent: Entity, rng: random.Random, eos: str) -> list[str]:
-    """One epoch's documents about one pretraining entity."""
+    """One epoch's documents about one pretraining entity: a fresh rendering of its passage, notes with its
+    stated and derived facts, closed-book questions and answers (for most entities), and a self-edit
+    demonstration on another fresh rendering."""
     spec = KINDS[ent.kind]
-    title = ent.name
-    passage = world.passage(ent, rng)
-    docs = [f"{title}\n{passage}{eos}"]
-    notes = derived_lines(ent, rng) + restate_lines(ent, rng)
+    docs = [f"{ent.name}\n{world.passage(ent, rng)}{eos}"]
+    notes = derived_statements(ent, rng) + restate_lines(ent, rng)
     rng.shuffle(notes)
-    docs.append(f"{title}\n" + " ".join(notes) + eos)
-    relations = list(spec.direct) + list(spec.derived)
-    for rel in rng.sample(relations, 5):
+    docs.append(f"{ent.name}\n" + " ".join(notes) + eos)
+    if ent.qa:
+        for rel in rng.sample(list(spec.direct) + list(spec.derived), 5):
+            q = rng.choice(spec.direct.get(rel) or spec.derived[rel].questions).format(**ent.fields)
+            docs.append(ANSWER_PROMPT.format(title=ent.name, question=q) + ent.attrs[spec.answer_field(rel)] + eos)
+    return docs
+
+
+def demo_documents(world: World, rng: random.Random, eos: str) -> list[str]:
+    """A self-edit demonstration and an open-book question about a throwaway entity: its facts are drawn
+    afresh, so the completion can only be written by reading the passage."""
+    ent = world.demo_entity(rng)
+    spec = KINDS[ent.kind]
+    sentences = world.render(ent, rng)
+    passage = " ".join(s for _, s in sentences)
+    prompt = SELF_EDIT_PROMPTS["implications"].format(title=ent.name, context=passage)
+    docs = [prompt + self_edit(ent, sentences, pick_style(rng), rng) + eos]
+    if rng.random() < OPEN_BOOK_FRACTION:
+        rel = rng.choice(list(spec.direct) + list(spec.derived))
         q = rng.choice(spec.direct.get(rel) or spec.derived[rel].questions).format(**ent.fields)
-        docs.append(ANSWER_PROMPT.format(title=title, question=q) + ent.attrs[spec.answer_field(rel)] + eos)
-    demo_passage = world.passage(ent, rng)
-    prompt = SELF_EDIT_PROMPTS["implications"].format(title=title, context=demo_passage)
-    docs.append(prompt + self_edit(ent, demo_passage, pick_style(rng), rng) + eos)
-    rel = rng.choice(relations)
-    q = rng.choice(spec.direct.get(rel) or spec.derived[rel].questions).format(**ent.fields)
-    docs.append(f"{title}\n{passage}\nQuestion: {q}\nAnswer: {ent.attrs[spec.answer_field(rel)]}{eos}")
+        docs.append(f"{ent.name}\n{passage}\nQuestion: {q}\nAnswer: {ent.attrs[spec.answer_field(rel)]}{eos}")
     return docs
 
 
@@ -131,5 +153,7 @@ def epoch_documents(world: World, epoch: int, eos: str) -> list[str]:
     docs = background_documents(rng, eos)
     for ent in world.entities["pretrain"]:
         docs += entity_documents(world, ent, rng, eos)
+    for _ in range(DEMOS_PER_EPOCH):
+        docs += demo_documents(world, rng, eos)
     rng.shuffle(docs)
     return docs

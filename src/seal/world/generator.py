@@ -14,6 +14,13 @@ a real model, and it is what lets SEAL show its effect on a tiny one.
 
 Splits (`pretrain`, `train`, `eval`) hold disjoint entities: every name (person, company, school, town) is
 drawn once for the whole world, so no fact of a held-out passage occurs anywhere else.
+
+Names come in two families built from disjoint halves of the name pools: the `known` family names the
+pretraining entities, whose facts a model memorises; the `new` family names the RL and eval entities and the
+throwaway entities of self-edit demonstrations, whose facts change from one demonstration to the next. A model
+pretrained on this world learns that facts about a `new` name can only be read from the passage in front of it
+(it must copy), while facts about `known` names are worth remembering, and every token of a held-out passage
+was seen in pretraining.
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ from seal.world.templates import KINDS
 
 WORLD_SEED = 1234
 SPLIT_SIZES = {  # passages per kind and split
-    "pretrain": {"person": 900, "company": 200, "town": 150},
+    "pretrain": {"person": 300, "company": 60, "town": 60},
     "train": {"person": 160, "company": 40, "town": 40},
     "eval": {"person": 160, "company": 40, "town": 40},
 }
 N_DIRECT, N_DERIVED = 3, 3  # questions per passage
+QA_FRACTION = 0.75  # pretraining entities with closed-book QA in the corpus; the rest measure generalisation
+DEMO_NAMES = {"person": 1200, "company": 150, "school": 150, "town": 150}  # reserved for demonstrations
 
 
 def article(word: str) -> str:
@@ -47,6 +56,7 @@ class Entity:
     attrs: dict[str, str]  # every field a template may use: stated, bridge and derived values
     split: str
     questions: list[tuple[str, str, str]] = field(default_factory=list)  # (relation, template, answer)
+    qa: bool = True  # pretraining only: does the corpus hold closed-book QA about it?
 
     @property
     def fields(self) -> dict[str, str]:
@@ -71,74 +81,102 @@ class World:
     def __init__(self, seed: int = WORLD_SEED, sizes: dict = SPLIT_SIZES):
         self.seed = seed
         rng = random.Random(seed)
-        self.people = NamePool([f"{f} {s}" for f in P.FIRST_NAMES for s in P.SURNAMES], rng, "person")
-        self.companies = NamePool([f"{s} {x}" for s in P.COMPANY_STEMS for x in P.COMPANY_SUFFIXES], rng, "company")
-        self.schools = NamePool([f"{s} {x}" for s in P.SURNAMES for x in P.SCHOOL_SUFFIXES], rng, "school")
-        self.towns = NamePool([f"{p} {s}" for p in P.TOWN_PREFIXES for s in P.TOWN_STEMS], rng, "town")
+        half = lambda xs, i: xs[i::2]  # the two name families: alternate elements of each pool
+        self.pools = {family: {
+            "person": NamePool([f"{f} {s}" for f in half(P.FIRST_NAMES, i) for s in half(P.SURNAMES, i)], rng,
+                               f"{family} person"),
+            "company": NamePool([f"{s} {x}" for s in half(P.COMPANY_STEMS, i) for x in P.COMPANY_SUFFIXES], rng,
+                                f"{family} company"),
+            "school": NamePool([f"{s} {x}" for s in half(P.SURNAMES, i) for x in P.SCHOOL_SUFFIXES], rng,
+                               f"{family} school"),
+            "town": NamePool([f"{p} {s}" for p in P.TOWN_PREFIXES for s in half(P.TOWN_STEMS, i)], rng,
+                             f"{family} town"),
+        } for i, family in enumerate(("known", "new"))}
         self.entities: dict[str, list[Entity]] = {}
         for split in ("pretrain", "train", "eval"):  # fixed order: sizes of one split never move another
-            srng = random.Random(f"{seed}-{split}")
-            n = sizes[split]
-            # second entities a person's passage describes, shared within the split: schools with their city,
-            # and the split's companies (so an employer's city is that company's headquarters)
-            self._schools = [(self.schools.take(), srng.choice(P.CITIES)) for _ in range(n["company"])]
-            companies = [self._make("company", split, srng) for _ in range(n["company"])]
-            self._employers = [(c.name, c.attrs["hq_city"]) for c in companies]
-            ents = companies + [self._make(kind, split, srng) for kind in ("person", "town")
-                                for _ in range(n[kind])]
-            srng.shuffle(ents)
-            self.entities[split] = ents
+            self.entities[split] = self._make_split(split, sizes[split])
+        self.demo_names = {kind: [self.pools["new"][kind].take() for _ in range(n)] for kind, n in DEMO_NAMES.items()}
+
+    def _make_split(self, split: str, n: dict[str, int]) -> list[Entity]:
+        rng = random.Random(f"{self.seed}-{split}")
+        pools = self.pools["known" if split == "pretrain" else "new"]
+        take = lambda kind: pools[kind].take()
+        # second entities a person's passage describes, shared within the split: schools with their city, and
+        # the split's companies (so an employer's city is that company's headquarters)
+        schools = [(take("school"), rng.choice(P.CITIES)) for _ in range(n["company"])]
+        companies = [self._make("company", take("company"), split, rng, take) for _ in range(n["company"])]
+        employers = [(c.name, c.attrs["hq_city"]) for c in companies]
+        ents = companies + [self._make(kind, take(kind), split, rng, take, schools, employers)
+                            for kind in ("person", "town") for _ in range(n[kind])]
+        rng.shuffle(ents)
+        if split == "pretrain":
+            for e in ents:
+                e.qa = rng.random() < QA_FRACTION
+        return ents
 
     # --- entities ---
 
-    def _person_attrs(self, rng: random.Random) -> dict[str, str]:
-        occupation, birth_city = rng.choice(P.OCCUPATIONS), rng.choice(P.CITIES)
-        (school, school_city), (employer, employer_city) = rng.choice(self._schools), rng.choice(self._employers)
-        return {
-            "birth_year": rng.choice(P.YEARS), "birth_city": birth_city, "occupation": occupation,
-            "a_occupation": article(occupation), "school": school, "school_city": school_city,
-            "employer": employer, "employer_city": employer_city,
-            "birth_country": P.CITY_COUNTRY[birth_city], "field": P.OCCUPATION_FIELD[occupation],
-        }
-
-    def _company_attrs(self, rng: random.Random) -> dict[str, str]:
-        hq_city, industry = rng.choice(P.CITIES), rng.choice(P.INDUSTRIES)
-        return {
-            "founded_year": rng.choice(P.YEARS), "founder": self.people.take(), "founder_city": rng.choice(P.CITIES),
-            "hq_city": hq_city, "industry": industry, "chief": self.people.take(),
-            "hq_country": P.CITY_COUNTRY[hq_city], "product": P.INDUSTRY_PRODUCT[industry],
-        }
-
-    def _town_attrs(self, rng: random.Random) -> dict[str, str]:
+    @staticmethod
+    def _attrs(kind: str, rng: random.Random, take, schools, employers) -> dict[str, str]:
+        if kind == "person":
+            occupation, birth_city = rng.choice(P.OCCUPATIONS), rng.choice(P.CITIES)
+            (school, school_city), (employer, employer_city) = rng.choice(schools), rng.choice(employers)
+            return {
+                "birth_year": rng.choice(P.YEARS), "birth_city": birth_city, "occupation": occupation,
+                "a_occupation": article(occupation), "school": school, "school_city": school_city,
+                "employer": employer, "employer_city": employer_city,
+                "birth_country": P.CITY_COUNTRY[birth_city], "field": P.OCCUPATION_FIELD[occupation],
+            }
+        if kind == "company":
+            hq_city, industry = rng.choice(P.CITIES), rng.choice(P.INDUSTRIES)
+            return {
+                "founded_year": rng.choice(P.YEARS), "founder": take("person"), "founder_city": rng.choice(P.CITIES),
+                "hq_city": hq_city, "industry": industry, "chief": take("person"),
+                "hq_country": P.CITY_COUNTRY[hq_city], "product": P.INDUSTRY_PRODUCT[industry],
+            }
         twin, industry = rng.choice(P.CITIES), rng.choice(P.INDUSTRIES)
         return {
-            "founded_year": rng.choice(P.YEARS), "river": rng.choice(P.RIVERS), "mayor": self.people.take(),
+            "founded_year": rng.choice(P.YEARS), "river": rng.choice(P.RIVERS), "mayor": take("person"),
             "mayor_year": rng.choice(P.YEARS), "twin_city": twin, "industry": industry,
             "twin_country": P.CITY_COUNTRY[twin], "product": P.INDUSTRY_PRODUCT[industry],
         }
 
-    def _make(self, kind: str, split: str, rng: random.Random) -> Entity:
-        name = {"person": self.people, "company": self.companies, "town": self.towns}[kind].take()
-        attrs = {"person": self._person_attrs, "company": self._company_attrs, "town": self._town_attrs}[kind](rng)
-        ent = Entity(kind, name, attrs, split)
+    def _make(self, kind: str, name: str, split: str, rng: random.Random, take, schools=(), employers=()) -> Entity:
+        ent = Entity(kind, name, self._attrs(kind, rng, take, schools, employers), split)
         spec = KINDS[kind]
         direct = rng.sample(sorted(spec.direct), N_DIRECT)
         derived = rng.sample(sorted(spec.derived), min(N_DERIVED, len(spec.derived)))
         for rel in direct + derived:
             templates = spec.direct.get(rel) or spec.derived[rel].questions
-            ent.questions.append((rel, rng.choice(templates), attrs[spec.answer_field(rel)]))
+            ent.questions.append((rel, rng.choice(templates), ent.attrs[spec.answer_field(rel)]))
         return ent
+
+    def demo_entity(self, rng: random.Random) -> Entity:
+        """A throwaway entity for self-edit demonstrations: a reserved `new` name and facts drawn afresh."""
+        kind = rng.choices(["person", "company", "town"], [5, 2, 2])[0]
+        take = lambda k: rng.choice(self.demo_names[k])
+        schools = [(take("school"), rng.choice(P.CITIES))]
+        employers = [(take("company"), rng.choice(P.CITIES))]
+        return self._make(kind, take(kind), "demo", rng, take, schools, employers)
 
     # --- rendering ---
 
-    def passage(self, ent: Entity, rng: random.Random) -> str:
-        """3-6 sentences: the stated facts, in varied templates and order (a bridge after its introducer)."""
-        units = [[rng.choice(group) for group in unit] for unit in KINDS[ent.kind].sentences]
+    def render(self, ent: Entity, rng: random.Random) -> list[tuple[str, str]]:
+        """(key, sentence) pairs: the stated facts in varied templates and order (a bridge after its
+        introducer); 4-6 sentences."""
+        units = [[(key, rng.choice(templates)) for key, templates in unit] for unit in KINDS[ent.kind].sentences]
         rng.shuffle(units)
-        return " ".join(s.format(**ent.fields) for unit in units for s in unit)
+        return [(key, t.format(**ent.fields)) for unit in units for key, t in unit]
+
+    def passage(self, ent: Entity, rng: random.Random) -> str:
+        return " ".join(s for _, s in self.render(ent, rng))
+
+    def sentences(self, ent: Entity) -> list[tuple[str, str]]:
+        """The keyed sentences of the entity's canonical passage (the one its Context holds)."""
+        return self.render(ent, random.Random(f"{self.seed}-passage-{ent.name}"))
 
     def context(self, ent: Entity) -> Context:
-        text = self.passage(ent, random.Random(f"{self.seed}-passage-{ent.name}"))
+        text = " ".join(s for _, s in self.sentences(ent))
         qas = tuple(QA(t.format(**ent.fields), answer) for _, t, answer in ent.questions)
         return Context(context_id(ent.name, text), ent.name, text, qas, payload=ent)
 

@@ -62,11 +62,16 @@ Wey""".split()
 
 COMPANY_STEMS = """Harrow Kestrel Bramble Copper Falcon Granite Heron Juniper Lantern Marigold Nimbus Orchard Pinnacle
 Quarry Raven Saffron Thistle Umber Vantage Willow Anchor Beacon Cinder Drake Ember Foundry Garnet Hearth Ivory Jasper
-Kingfisher Lynx Meadow Nettle Onyx Pebble Quill Russet Sable Tallow""".split()
-COMPANY_SUFFIXES = ["Works", "Industries", "Company", "Group", "Brothers", "Trading", "Mills", "Holdings"]
-SCHOOL_SUFFIXES = ["Academy", "Institute", "College", "School"]
-TOWN_PREFIXES = ["Port", "New", "Upper", "Lower", "Fort", "Saint", "East", "West"]
+Kingfisher Lynx Meadow Nettle Onyx Pebble Quill Russet Sable Tallow Acorn Birch Cobalt Dune Elm Fern Glacier Harbor Iris
+Jade Kelp Laurel Maple Nova Oak Pine Quartz Reed Slate Topaz Umbra Vale Walnut Yew Zephyr Aster Briar Cedar Delta
+Egret""".split()
+COMPANY_SUFFIXES = ["Works", "Industries", "Company", "Group", "Brothers", "Trading", "Mills", "Holdings", "Partners",
+                    "Foundry"]
+SCHOOL_SUFFIXES = ["Academy", "Institute", "College", "School", "Seminary", "Lyceum"]
+TOWN_PREFIXES = ["Port", "New", "Upper", "Lower", "Fort", "Saint", "East", "West", "North", "South"]
 TOWN_STEMS = """Ambrel Bastow Corwin Delmar Elbrin Farrow Galen Hesket Innis Jorvik Kessel Lorne Maldon Norrin Orrin
-Pellam Quenby Rastrick Sandor Tavish Ulvik Verran Wickham Yelden Zarrow Alder Bryn Carrick Dunmere Etheld""".split()
+Pellam Quenby Rastrick Sandor Tavish Ulvik Verran Wickham Yelden Zarrow Alder Bryn Carrick Dunmere Etheld Fenby Garrick
+Halloran Isley Jessop Kilbride Lanark Mereth Nolan Oswick Pendry Quarrie Rosslyn Selby Tenby Uffing Vardon Welby Yarrel
+Zelby Aberth Bellis Corran Dalby Elgin Fyfe Gorran Hythe Ilford Jarrow""".split()
 
 YEARS = [str(y) for y in range(1800, 2000)]

@@ -1,9 +1,13 @@
 """Sentence, question and statement templates of the synthetic world, per kind of entity.
 
-`sentences`: units of the passage, each a list of groups of alternative templates (a bridge sentence, about a
-second entity, stays right after the sentence that introduces it). `direct`: questions whose answer is stated.
-`derived`: facts that follow from the passage without being stated, with the questions that ask for them and
-the statements a good self-edit writes. `restate`: stated facts in other words.
+`sentences`: units of the passage, each a list of (key, alternative templates); a bridge sentence, about a
+second entity, stays right after the sentence that introduces it. Every template ends on the value a derived
+fact builds on, so a good self-edit can copy a sentence and extend it.
+
+`direct`: questions whose answer is stated. `derived`: facts that follow from the passage without being stated:
+the questions that ask for them, the plain statements of them (`statements`), and the clause a self-edit
+appends to the passage sentence it follows from (`source`, `clause`): "Ada Lowell was born in 1907 in Calder"
++ ", in Vetland". `restate`: stated facts in other words.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from dataclasses import dataclass, field
 class Derived:
     questions: list[str]
     statements: list[str]
+    source: str  # key of the passage sentence the fact follows from
+    clause: str  # appended to that sentence (its final period dropped)
 
 
 @dataclass
 class KindSpec:
-    sentences: list[list[list[str]]]
+    sentences: list[list[tuple[str, list[str]]]]
     direct: dict[str, list[str]]
     derived: dict[str, Derived]
     restate: dict[str, list[str]]
@@ -32,16 +38,17 @@ class KindSpec:
 
 PERSON = KindSpec(
     sentences=[
-        [["{name} was born in {birth_city} in {birth_year}.", "{name} was born in {birth_year} in {birth_city}.",
-          "In {birth_year}, {name} was born in {birth_city}."]],
-        [["{name} works as {a_occupation}.", "{name} is {a_occupation} by trade.",
-          "By profession, {name} is {a_occupation}."]],
-        [["{name} studied at {school}.", "{name} was educated at {school}.", "{name} attended {school}."],
-         ["{school} is located in {school_city}.", "{school} is a school in {school_city}.",
-          "{school} stands in {school_city}."]],
-        [["{name} works for {employer}.", "{name} is employed by {employer}.", "{name} has a job at {employer}."],
-         ["{employer} is based in {employer_city}.", "{employer} has its offices in {employer_city}.",
-          "The offices of {employer} are in {employer_city}."]],
+        [("birth", ["{name} was born in {birth_year} in {birth_city}.", "In {birth_year}, {name} was born in {birth_city}.",
+                    "Born in {birth_year}, {name} comes from {birth_city}."])],
+        [("occupation", ["{name} works as {a_occupation}.", "By profession, {name} is {a_occupation}.",
+                         "{name} earns a living as {a_occupation}."])],
+        [("school", ["{name} studied at {school}.", "{name} was educated at {school}.", "{name} attended {school}."]),
+         ("school_bridge", ["{school} is located in {school_city}.", "{school} is a school in {school_city}.",
+                            "{school} stands in {school_city}."])],
+        [("employer", ["{name} works for {employer}.", "{name} is employed by {employer}.",
+                       "{name} has a job at {employer}."]),
+         ("employer_bridge", ["{employer} is based in {employer_city}.", "{employer} has its offices in {employer_city}.",
+                              "The offices of {employer} are in {employer_city}."])],
     ],
     direct={
         "birth_year": ["In which year was {name} born?", "When was {name} born?"],
@@ -53,41 +60,44 @@ PERSON = KindSpec(
     derived={
         "birth_country": Derived(
             ["In which country was {name} born?", "What is the home country of {name}?"],
-            ["{name} was born in {birth_country}.", "{name} is from {birth_country}.",
-             "{name} was born in the country of {birth_country}."]),
+            ["{name} was born in {birth_country}.", "{name} is from {birth_country}."],
+            "birth", ", in {birth_country}."),
         "field": Derived(
             ["In which field does {name} work?", "What field is {name} active in?"],
-            ["{name} works in {field}.", "{name} works in the field of {field}.", "The field of {name} is {field}."]),
+            ["{name} works in {field}.", "{name} works in the field of {field}."],
+            "occupation", ", a job in {field}."),
         "school_city": Derived(
             ["In which city did {name} go to school?", "In which city did {name} study?"],
-            ["{name} studied in {school_city}.", "{name} studied at {school} in {school_city}.",
-             "{name} went to school in {school_city}."]),
+            ["{name} studied in {school_city}.", "{name} went to school in {school_city}."],
+            "school_bridge", ", where {name} studied."),
         "employer_city": Derived(
             ["In which city does {name} work?", "Where is the workplace of {name}?"],
-            ["{name} works in the city of {employer_city}.", "{name} works for {employer} in {employer_city}.",
-             "{name} has a job in {employer_city}."]),
+            ["{name} works in {employer_city}.", "{name} has a job in {employer_city}."],
+            "employer_bridge", ", where {name} works."),
     },
     restate={
-        "birth_year": ["{name} was born in {birth_year}.", "The birth year of {name} is {birth_year}."],
-        "birth_city": ["{name} was born in the city of {birth_city}.", "The birthplace of {name} is {birth_city}."],
-        "occupation": ["{name} is {a_occupation}.", "The occupation of {name} is {occupation}."],
-        "school": ["{name} went to {school}.", "The school of {name} was {school}."],
-        "employer": ["{name} is an employee of {employer}.", "The employer of {name} is {employer}."],
+        "birth_year": ["The birth year of {name} is {birth_year}.", "{name} was born in the year {birth_year}."],
+        "birth_city": ["The birthplace of {name} is {birth_city}.", "{name} comes from {birth_city}."],
+        "occupation": ["The occupation of {name} is {occupation}.", "{name} is {a_occupation}."],
+        "school": ["The school of {name} was {school}.", "{name} went to {school}."],
+        "employer": ["The employer of {name} is {employer}.", "{name} is an employee of {employer}."],
     },
     bridges=[("school", "located_in", "school_city"), ("employer", "based_in", "employer_city")],
 )
 
 COMPANY = KindSpec(
     sentences=[
-        [["{name} was founded in {founded_year}.", "{name} dates back to {founded_year}.",
-          "{name} was established in {founded_year}."]],
-        [["{name} was started by {founder}.", "The founder of {name} is {founder}.", "{founder} founded {name}."],
-         ["{founder} was born in {founder_city}.", "{founder} came from {founder_city}.",
-          "{founder} is a native of {founder_city}."]],
-        [["{name} is based in {hq_city}.", "{name} has its headquarters in {hq_city}.",
-          "The headquarters of {name} are in {hq_city}."]],
-        [["{name} works in {industry}.", "{name} is active in {industry}.", "The business of {name} is {industry}."]],
-        [["{name} is run by {chief}.", "The head of {name} is {chief}.", "{chief} leads {name}."]],
+        [("founded", ["{name} was founded in {founded_year}.", "{name} dates back to {founded_year}.",
+                      "{name} was established in {founded_year}."])],
+        [("founder", ["{name} was started by {founder}.", "The founder of {name} is {founder}.",
+                      "{name} was founded by {founder}."]),
+         ("founder_bridge", ["{founder} was born in {founder_city}.", "{founder} came from {founder_city}.",
+                             "{founder} is a native of {founder_city}."])],
+        [("hq", ["{name} is based in {hq_city}.", "{name} has its headquarters in {hq_city}.",
+                 "The headquarters of {name} are in {hq_city}."])],
+        [("industry", ["{name} works in {industry}.", "{name} is active in {industry}.",
+                       "The business of {name} is {industry}."])],
+        [("chief", ["{name} is run by {chief}.", "The head of {name} is {chief}.", "{name} is led by {chief}."])],
     ],
     direct={
         "founded_year": ["In which year was {name} founded?", "When was {name} founded?"],
@@ -99,39 +109,40 @@ COMPANY = KindSpec(
     derived={
         "hq_country": Derived(
             ["In which country is {name} based?", "Which country is {name} from?"],
-            ["{name} is based in {hq_country}.", "{name} is a company from {hq_country}.",
-             "The headquarters of {name} are in the country of {hq_country}."]),
+            ["{name} is based in {hq_country}.", "{name} is a company from {hq_country}."],
+            "hq", ", in {hq_country}."),
         "product": Derived(
             ["What does {name} make?", "What does {name} produce?"],
-            ["{name} makes {product}.", "{name} produces {product}.", "The product of {name} is {product}."]),
+            ["{name} makes {product}.", "{name} produces {product}."],
+            "industry", ", making {product}."),
         "founder_city": Derived(
             ["In which city was the founder of {name} born?", "Where does the founder of {name} come from?"],
-            ["The founder of {name} was born in {founder_city}.", "{name} was founded by {founder} of {founder_city}.",
-             "{name} was founded by a native of {founder_city}."]),
+            ["The founder of {name} was born in {founder_city}.", "The founder of {name} came from {founder_city}."],
+            "founder_bridge", ", and founded {name}."),
     },
     restate={
-        "founded_year": ["{name} was set up in {founded_year}.", "The founding year of {name} is {founded_year}."],
-        "founder": ["{name} was founded by {founder}.", "{founder} is the founder of {name}."],
-        "hq_city": ["{name} is located in {hq_city}.", "The home of {name} is {hq_city}."],
-        "industry": ["{name} is in the {industry} business.", "The industry of {name} is {industry}."],
-        "chief": ["{chief} is the head of {name}.", "{name} is led by {chief}."],
+        "founded_year": ["The founding year of {name} is {founded_year}.", "{name} was set up in {founded_year}."],
+        "founder": ["{founder} is the founder of {name}.", "{founder} founded {name}."],
+        "hq_city": ["The home of {name} is {hq_city}.", "{name} is located in {hq_city}."],
+        "industry": ["The industry of {name} is {industry}.", "{name} is in the {industry} business."],
+        "chief": ["{chief} is the head of {name}.", "{chief} leads {name}."],
     },
     bridges=[("founder", "born_in", "founder_city")],
 )
 
 TOWN = KindSpec(
     sentences=[
-        [["{name} was founded in {founded_year}.", "{name} dates back to {founded_year}.",
-          "{name} was settled in {founded_year}."]],
-        [["{name} lies on the {river} river.", "The {river} river runs through {name}.",
-          "{name} is on the banks of the {river}."]],
-        [["The mayor of {name} is {mayor}.", "{mayor} is the mayor of {name}.", "{name} is governed by {mayor}."],
-         ["{mayor} was born in {mayor_year}.", "{mayor} was born in the year {mayor_year}.",
-          "The birth year of {mayor} is {mayor_year}."]],
-        [["{name} is twinned with {twin_city}.", "{name} has a twin city, {twin_city}.",
-          "The twin city of {name} is {twin_city}."]],
-        [["The main industry of {name} is {industry}.", "{name} lives from {industry}.",
-          "Most people in {name} work in {industry}."]],
+        [("founded", ["{name} was founded in {founded_year}.", "{name} dates back to {founded_year}.",
+                      "{name} was settled in {founded_year}."])],
+        [("river", ["{name} lies on the {river} river.", "{name} is on the banks of the {river}.",
+                    "The river of {name} is the {river}."])],
+        [("mayor", ["The mayor of {name} is {mayor}.", "{name} is governed by {mayor}.", "{name} is led by {mayor}."]),
+         ("mayor_bridge", ["{mayor} was born in {mayor_year}.", "{mayor} was born in the year {mayor_year}.",
+                           "In {mayor_year}, {mayor} was born."])],
+        [("twin", ["{name} is twinned with {twin_city}.", "{name} has a twin city, {twin_city}.",
+                   "The twin city of {name} is {twin_city}."])],
+        [("industry", ["The main industry of {name} is {industry}.", "{name} lives from {industry}.",
+                       "Most people in {name} work in {industry}."])],
     ],
     direct={
         "founded_year": ["In which year was {name} founded?", "When was {name} founded?"],
@@ -143,20 +154,21 @@ TOWN = KindSpec(
     derived={
         "twin_country": Derived(
             ["In which country is the twin city of {name}?", "Which country is the twin city of {name} in?"],
-            ["The twin city of {name} is in {twin_country}.", "{name} is twinned with a city in {twin_country}.",
-             "{name} has a twin city in {twin_country}."]),
+            ["The twin city of {name} is in {twin_country}.", "{name} has a twin city in {twin_country}."],
+            "twin", ", in {twin_country}."),
         "product": Derived(
             ["What is produced in {name}?", "What do the people of {name} make?"],
-            ["{name} produces {product}.", "{name} is known for its {product}.", "The people of {name} make {product}."]),
+            ["{name} produces {product}.", "The people of {name} make {product}."],
+            "industry", ", making {product}."),
         "mayor_year": Derived(
             ["In which year was the mayor of {name} born?", "When was the mayor of {name} born?"],
-            ["The mayor of {name} was born in {mayor_year}.", "{name} has a mayor born in {mayor_year}.",
-             "The mayor of {name}, {mayor}, was born in {mayor_year}."]),
+            ["The mayor of {name} was born in {mayor_year}.", "{name} has a mayor born in {mayor_year}."],
+            "mayor_bridge", ", and is the mayor of {name}."),
     },
     restate={
-        "founded_year": ["{name} was founded in the year {founded_year}.", "The founding year of {name} is {founded_year}."],
-        "river": ["The river of {name} is the {river}.", "{name} is a town on the {river}."],
-        "mayor": ["{mayor} governs {name}.", "{name} has {mayor} as its mayor."],
+        "founded_year": ["The founding year of {name} is {founded_year}.", "{name} was founded in the year {founded_year}."],
+        "river": ["The {river} river runs through {name}.", "{name} is a town on the {river}."],
+        "mayor": ["{mayor} governs {name}.", "{mayor} is the mayor of {name}."],
         "twin_city": ["{twin_city} is the twin city of {name}.", "{name} and {twin_city} are twin cities."],
         "industry": ["The industry of {name} is {industry}.", "Many people in {name} work in {industry}."],
     },
