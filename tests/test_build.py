@@ -8,7 +8,7 @@ import torch
 from seal.world.build import TinySpec, build_tiny_model
 
 SMALL = TinySpec(hidden=32, layers=1, heads=2, intermediate=64, vocab=400, block=64, batch=4, epochs=1,
-                 max_entities=6, warmup=2)
+                 max_entities=6, warmup=2, demos=20, probe_every=3)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,7 @@ def test_build_writes_a_loadable_hf_directory(built):
     assert chat == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     meta = json.loads((built / "seal_build.json").read_text())
     assert meta["spec"]["hidden"] == 32 and meta["final_loss"] > 0
+    assert meta["probes"] and all(0.0 <= p["recall"] <= 1.0 and 0.0 <= p["copy"] <= 1.0 for p in meta["probes"])
     assert (built / "model.safetensors").exists() and not (built.parent / "tiny.tmp").exists()
 
 
@@ -36,3 +37,12 @@ def test_build_is_reproducible(built, tmp_path):
     again = build_tiny_model(tmp_path / "again", SMALL)
     a, b = load_file(built / "model.safetensors"), load_file(again / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lr_schedule_warms_up_holds_then_decays_to_zero():
+    from seal.world.build import lr_factor
+
+    spec = TinySpec(warmup=10, decay_frac=0.2)
+    f = [lr_factor(s, 100, spec) for s in range(101)]
+    assert f[0] == pytest.approx(0.1) and f[9] == 1.0 and f[50] == f[79] == 1.0
+    assert f[80] == 1.0 > f[90] > f[99] > 0.0 and f[100] == 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,8 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    # deprecation notices of the libraries' own internals (trl calling transformers), not of our calls
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)(\.|$)")
     try:
         from datasets.utils.logging import disable_progress_bar
 
@@ -136,9 +139,15 @@ def config_docs(out: Path = typer.Option(Path("docs/config.md"), help="Where to 
 @world_app.command("build")
 def world_build(out: Optional[Path] = typer.Option(None, help="Output directory (default: the cache)."),
                 epochs: Optional[int] = typer.Option(None, help="Pretraining epochs."),
+                probe_every: int = typer.Option(0, help="Log closed-book recall and self-edit copying every N "
+                                                         "steps (0: never)."),
+                demos: Optional[int] = typer.Option(None, help="Throwaway-entity demonstrations per epoch."),
+                lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+                init_from: Optional[Path] = typer.Option(None, "--from", help="Continue pretraining this build "
+                                                         "(a later stage; corpus epochs start at 1000)."),
                 cache_dir: Optional[str] = typer.Option(None, help="Cache root (default $SEAL_CACHE or "
                                                                    "~/.cache/seal).")):
-    """Pretrain the tiny model on the synthetic world (about 25 minutes on 2 CPU cores)."""
+    """Pretrain the tiny model on the synthetic world (about 45 minutes on 2 CPU cores)."""
     from dataclasses import replace
 
     from seal.progress import setup_logging
@@ -146,8 +155,11 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
 
     setup_logging()
     _quiet_libraries()
-    spec = TinySpec() if epochs is None else replace(TinySpec(), epochs=epochs)
-    path = build_tiny_model(out or cache_root(cache_dir) / "tiny-knowledge", spec)
+    over = {k: v for k, v in {"epochs": epochs, "demos": demos, "lr": lr}.items() if v is not None}
+    if init_from:
+        over["first_epoch"] = 1000
+    spec = replace(TinySpec(), probe_every=probe_every, **over)
+    path = build_tiny_model(out or cache_root(cache_dir) / "tiny-knowledge", spec, init_from=init_from)
     typer.echo(f"built {path}")
 
 

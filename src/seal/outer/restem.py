@@ -58,12 +58,26 @@ def keep_best(rewards: dict[tuple[str, int], float], baselines: dict[str, float]
     return kept
 
 
+def _log_callback_class():
+    from transformers import TrainerCallback
+
+    class LogCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                log.info("policy SFT step %d/%d: loss %.4f", state.global_step, state.max_steps, float(logs["loss"]))
+
+    return LogCallback
+
+
 def sft_policy(loaded, examples: list[tuple[str, str]], cfg: SFTConfig, out_dir: Path, seed: int) -> Path:
     """Finetune the policy on (prompt, completion) pairs with trl, merge, save to `out_dir` (atomically)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig as TrlSFTConfig
+    from transformers import PrinterCallback
     from trl import SFTTrainer
+
+    _LogCallback = _log_callback_class()
 
     model, tok = loaded.model, loaded.tokenizer
     cuda = loaded.device.type == "cuda"
@@ -86,6 +100,8 @@ def sft_policy(loaded, examples: list[tuple[str, str]], cfg: SFTConfig, out_dir:
         model.requires_grad_(True)
     data = Dataset.from_list([{"prompt": p, "completion": c} for p, c in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft_cfg)
+    trainer.remove_callback(PrinterCallback)  # its raw dicts on stdout; log through ours instead
+    trainer.add_callback(_LogCallback())
     trainer.train()
     trained = trainer.model
     merged = trained.merge_and_unload() if cfg.mode == "lora" else trained
@@ -138,7 +154,3 @@ def run_round(r: int, run, policy, contexts: list[Context]) -> RoundRecord:
     rec = round_record(r, ckpt, kept, scores, baselines, time.perf_counter() - t0)
     run.store.put_round(rec)
     return rec
-
-
-def kept_self_edits(edits: dict[tuple[str, int], SelfEdit], kept: list[tuple[str, int, float]]) -> list[SelfEdit]:
-    return [edits[(c, s)] for c, s, _ in kept]

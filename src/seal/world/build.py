@@ -12,9 +12,9 @@ install does not have to spend the build time.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from seal.progress import log, progress
+from seal.world import pools as P
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny-knowledge"
 
@@ -37,12 +38,17 @@ class TinySpec:
     intermediate: int = 768
     vocab: int = 3072
     block: int = 256  # tokens per packed training sequence
-    batch: int = 16
-    epochs: int = 12
-    lr: float = 2e-3
+    batch: int = 8
+    epochs: int = 60
+    lr: float = 3e-3  # constant after warm-up, then linear decay to 0 over the last `decay_frac` of the steps
     warmup: int = 100
+    decay_frac: float = 0.2
+    weight_decay: float = 0.01  # not on norms and embeddings
+    demos: int = 500  # throwaway-entity demonstrations per epoch (copying from context)
     seed: int = 0
     max_entities: int | None = None  # a smaller corpus, for quick test builds
+    probe_every: int = 0  # log closed-book QA and self-edit copying every this many steps (0: never)
+    first_epoch: int = 0  # corpus epochs start here (a continued build sees fresh renderings)
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -71,9 +77,51 @@ def _blocks(docs: list[str], tok, block: int, rng: random.Random) -> torch.Tenso
     return t[torch.tensor(rng.sample(range(n), n))]
 
 
-def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
-    """Pretrain the tiny model on the world and save it as an HF directory (atomically)."""
-    from transformers import GenerationConfig, LlamaForCausalLM
+def lr_factor(step: int, total: int, spec: TinySpec) -> float:
+    """Warm-up, a constant plateau (memorising facts needs many steps at a high rate), a short linear decay."""
+    decay_start = total * (1 - spec.decay_frac)
+    tail = 1.0 if step < decay_start else max(0.0, (total - step) / max(1.0, total - decay_start))
+    return min(1.0, (step + 1) / spec.warmup) * tail
+
+
+def probe(model, tok, world, n: int = 48) -> dict[str, float]:
+    """What the model has learnt so far: closed-book accuracy on pretraining entities' questions (`recall`),
+    and how often a sampled self-edit line for a held-out passage names the passage's entity (`copy`)."""
+    from seal.domains.knowledge import ANSWER_PROMPT, SELF_EDIT_PROMPTS
+    from seal.generate import SamplingParams, generate_batch, greedy_answers
+
+    was_training = model.training
+    model.eval()
+    known = [c for c in world.split("pretrain") if c.payload.qa][:n]
+    prompts = [ANSWER_PROMPT.format(title=c.title, question=q.question) for c in known for q in c.questions]
+    golds = [q.answer for c in known for q in c.questions]
+    outs = greedy_answers(model, tok, prompts, 8, 256)
+    recall = sum(g.lower() in o.lower() for g, o in zip(golds, outs)) / max(1, len(golds))
+    held = world.split("eval")[:n // 2]
+    edits = generate_batch(model, tok, [SELF_EDIT_PROMPTS["implications"].format(title=c.title, context=c.text)
+                                        for c in held], SamplingParams(1.0, 0.95, 120), greedy=False, seed=0)
+    lines = [(c.title, line) for c, e in zip(held, edits) for line in e.splitlines() if line.strip()]
+    copy = sum(title in line for title, line in lines) / max(1, len(lines))
+    # of the pool values (cities, years, occupations) a self-edit mentions, the fraction the passage states
+    pool = set(P.CITIES) | set(P.YEARS) | set(P.OCCUPATIONS)
+    mentioned = [(w in c.text) for c, e in zip(held, edits) for w in re.findall(r"\w+", e) if w in pool]
+    model.train(was_training)
+    return {"recall": round(recall, 3), "copy": round(copy, 3),
+            "values": round(sum(mentioned) / max(1, len(mentioned)), 3)}
+
+
+def _build_meta(path) -> dict | None:
+    """What a continued build started from: the path and that build's own record."""
+    if not path:
+        return None
+    meta = Path(path) / "seal_build.json"
+    return {"path": str(path), "build": json.loads(meta.read_text()) if meta.exists() else None}
+
+
+def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from: str | Path | None = None) -> Path:
+    """Pretrain the tiny model on the world and save it as an HF directory (atomically). With `init_from`,
+    continue pretraining that build (its tokenizer and weights) with `spec`'s recipe: a later stage."""
+    from transformers import AutoTokenizer, GenerationConfig, LlamaForCausalLM
 
     from seal.world.corpus import epoch_documents
     from seal.world.generator import default_world
@@ -86,21 +134,35 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
     t0 = time.time()
-    tok = train_tokenizer(epoch_documents(world, 0, "\n") + epoch_documents(world, 1, "\n"), spec.vocab)
-    model = LlamaForCausalLM(_config(spec, tok))
+    if init_from:
+        tok = AutoTokenizer.from_pretrained(init_from)
+        model = LlamaForCausalLM.from_pretrained(init_from, dtype=torch.float32)
+    else:
+        tok = train_tokenizer(epoch_documents(world, 0, "\n", spec.demos) +
+                              epoch_documents(world, 1, "\n", spec.demos), spec.vocab)
+        model = LlamaForCausalLM(_config(spec, tok))
     log.info("tiny model: %.1fM parameters, vocabulary %d", sum(p.numel() for p in model.parameters()) / 1e6,
              len(tok))
-    first = _blocks(epoch_documents(world, 0, EOS), tok, spec.block, rng)
+    e0 = spec.first_epoch
+    first = _blocks(epoch_documents(world, e0, EOS, spec.demos), tok, spec.block, rng)
     steps_per_epoch = len(first) // spec.batch
     total = steps_per_epoch * spec.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / spec.warmup) * 0.5 *
-                                              (1 + math.cos(math.pi * min(1.0, s / total))))
-    losses = []
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=spec.lr, betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, spec))
+    losses, probes = [], []
     model.train()
     with progress("pretraining the tiny model", total) as advance:
         for epoch in range(spec.epochs):
-            blocks = first if epoch == 0 else _blocks(epoch_documents(world, epoch, EOS), tok, spec.block, rng)
+            blocks = first if epoch == 0 else _blocks(epoch_documents(world, e0 + epoch, EOS, spec.demos), tok,
+                                                      spec.block, rng)
+            # epochs differ a little in length (fresh renderings); every epoch takes the same number of steps,
+            # wrapping around a shorter one, so the schedule and the progress bar stay exact
+            need = steps_per_epoch * spec.batch
+            if len(blocks) < need:
+                blocks = torch.cat([blocks] * (need // len(blocks) + 1))[:need]
             for i in range(steps_per_epoch):
                 batch = blocks[i * spec.batch:(i + 1) * spec.batch]
                 loss = model(input_ids=batch, labels=batch).loss
@@ -111,6 +173,9 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
                 opt.zero_grad(set_to_none=True)
                 losses.append(loss.item())
                 advance(1)
+                if spec.probe_every and len(losses) % spec.probe_every == 0:
+                    probes.append({"step": len(losses), "epoch": epoch + 1, **probe(model, tok, world)})
+                    log.info("step %d: %s", len(losses), probes[-1])
             log.info("epoch %d: loss %.3f", epoch + 1, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
     model.eval()
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -119,8 +184,9 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     (tmp / "seal_build.json").write_text(json.dumps(
-        {"spec": asdict(spec), "world_seed": world.seed, "seconds": time.time() - t0,
-         "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "torch": torch.__version__}, indent=2))
+        {"spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed, "seconds": time.time() - t0,
+         "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes,
+         "torch": torch.__version__}, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return out_dir

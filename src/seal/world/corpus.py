@@ -27,7 +27,7 @@ STYLE_WEIGHTS = {"derived": 0.15, "restate": 0.15, "qa": 0.15, "verbatim": 0.2, 
                  "mixed": 0.1}
 
 
-DEMOS_PER_EPOCH = 800
+DEMOS_PER_EPOCH = 500
 OPEN_BOOK_FRACTION = 0.5
 
 
@@ -147,13 +147,14 @@ def background_documents(rng: random.Random, eos: str) -> list[str]:
     return docs
 
 
-def epoch_documents(world: World, epoch: int, eos: str) -> list[str]:
-    """All documents of one pretraining epoch, shuffled (seeded by the world seed and the epoch)."""
+def epoch_documents(world: World, epoch: int, eos: str, demos: int = DEMOS_PER_EPOCH) -> list[str]:
+    """All documents of one pretraining epoch, shuffled (seeded by the world seed and the epoch), with `demos`
+    throwaway-entity demonstrations."""
     rng = random.Random(f"{world.seed}-corpus-{epoch}")
     docs = background_documents(rng, eos)
     for ent in world.entities["pretrain"]:
         docs += entity_documents(world, ent, rng, eos)
-    for _ in range(DEMOS_PER_EPOCH):
+    for _ in range(demos):
         docs += demo_documents(world, rng, eos)
     rng.shuffle(docs)
     return docs

@@ -1,0 +1,39 @@
+"""`seal bench inner`: both engines measured on the same plans, one JSON object per K."""
+
+import json
+
+import torch
+
+from seal.bench import BenchSize, bench_inner, make_jobs, preset_model
+
+
+def test_bench_prints_one_json_object_per_k(random_model_dir):
+    lines = []
+    size = BenchSize(sequences=2, seq_tokens=8, questions=2, answer_tokens=3, prompt_tokens=5, epochs=1, rank=2,
+                     alpha=4)
+    rows = bench_inner(random_model_dir, [1, 3], size, sequential_jobs=1, device="cpu", emit=lines.append,
+                       as_json=True)
+    parsed = [json.loads(line) for line in lines]
+    assert [p["k"] for p in parsed] == [1, 3] and parsed == rows
+    for p in parsed:
+        assert {"k", "sequential_s_per_eval", "batched_s_per_eval", "ratio", "peak_mem_mb"} <= set(p)
+        assert p["ratio"] == p["sequential_s_per_eval"] / p["batched_s_per_eval"] and p["peak_mem_mb"] > 0
+    text = []
+    bench_inner(random_model_dir, [2], size, sequential_jobs=1, device="cpu", emit=text.append)
+    assert text[0].startswith("K=   2") and "ratio" in text[0]
+
+
+def test_bench_jobs_have_the_requested_size():
+    jobs = make_jobs(3, BenchSize(sequences=4, seq_tokens=7, questions=2, epochs=5, rank=8, alpha=16), vocab=50)
+    assert len(jobs) == 3 and len({j.seed for j in jobs}) == 3
+    for j in jobs:
+        assert len(j.plan.sequences) == 4 and all(len(s.input_ids) == 7 for s in j.plan.sequences)
+        assert j.plan.optim.epochs == 5 and j.plan.lora.r == 8 and len(j.probes) == 2
+
+
+def test_presets_have_the_published_shapes():
+    qwen = preset_model("qwen2.5-7b", 1, torch.device("meta"), torch.bfloat16)
+    assert qwen.config.hidden_size == 3584 and qwen.config.num_key_value_heads == 4
+    assert qwen.model.layers[0].mlp.gate_proj.weight.shape == (18944, 3584)
+    llama = preset_model("llama-3.2-1b", None, torch.device("meta"), torch.bfloat16)
+    assert len(llama.model.layers) == 16 and llama.lm_head.weight.shape == (128256, 2048)
