@@ -138,11 +138,11 @@ def config_docs(out: Path = typer.Option(Path("docs/config.md"), help="Where to 
 
 @world_app.command("build")
 def world_build(out: Optional[Path] = typer.Option(None, help="Output directory (default: the cache)."),
-                epochs: Optional[int] = typer.Option(None, help="Pretraining epochs."),
-                probe_every: int = typer.Option(0, help="Log closed-book recall and self-edit copying every N "
-                                                         "steps (0: never)."),
-                demos: Optional[int] = typer.Option(None, help="Throwaway-entity demonstrations per epoch."),
-                lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+                epochs: Optional[int] = typer.Option(None, min=1, help="Pretraining epochs."),
+                probe_every: int = typer.Option(0, min=0, help="Log closed-book recall and self-edit copying "
+                                                                "every N steps (0: never)."),
+                demos: Optional[int] = typer.Option(None, min=0, help="Throwaway-entity demonstrations per epoch."),
+                lr: Optional[float] = typer.Option(None, min=1e-8, help="Peak learning rate."),
                 init_from: Optional[Path] = typer.Option(None, "--from", help="Continue pretraining this build "
                                                          "(a later stage; corpus epochs start at 1000)."),
                 cache_dir: Optional[str] = typer.Option(None, help="Cache root (default $SEAL_CACHE or "
@@ -156,6 +156,8 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
     setup_logging()
     _quiet_libraries()
     over = {k: v for k, v in {"epochs": epochs, "demos": demos, "lr": lr}.items() if v is not None}
+    if init_from and not (init_from / "config.json").exists():
+        raise typer.BadParameter(f"{init_from} is not a model directory (no config.json)", param_hint="--from")
     if init_from:
         over["first_epoch"] = 1000
     spec = replace(TinySpec(), probe_every=probe_every, **over)

@@ -58,26 +58,18 @@ def keep_best(rewards: dict[tuple[str, int], float], baselines: dict[str, float]
     return kept
 
 
-def _log_callback_class():
-    from transformers import TrainerCallback
-
-    class LogCallback(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                log.info("policy SFT step %d/%d: loss %.4f", state.global_step, state.max_steps, float(logs["loss"]))
-
-    return LogCallback
-
-
 def sft_policy(loaded, examples: list[tuple[str, str]], cfg: SFTConfig, out_dir: Path, seed: int) -> Path:
     """Finetune the policy on (prompt, completion) pairs with trl, merge, save to `out_dir` (atomically)."""
     from datasets import Dataset
     from peft import LoraConfig
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig as TrlSFTConfig
-    from transformers import PrinterCallback
     from trl import SFTTrainer
 
-    _LogCallback = _log_callback_class()
+    class LogLoss(TrainerCallback):  # the trainer's losses through our logger, not printed dicts
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                log.info("policy SFT step %d/%d: loss %.4f", state.global_step, state.max_steps, float(logs["loss"]))
 
     model, tok = loaded.model, loaded.tokenizer
     cuda = loaded.device.type == "cuda"
@@ -100,8 +92,8 @@ def sft_policy(loaded, examples: list[tuple[str, str]], cfg: SFTConfig, out_dir:
         model.requires_grad_(True)
     data = Dataset.from_list([{"prompt": p, "completion": c} for p, c in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft_cfg)
-    trainer.remove_callback(PrinterCallback)  # its raw dicts on stdout; log through ours instead
-    trainer.add_callback(_LogCallback())
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(LogLoss())
     trainer.train()
     trained = trainer.model
     merged = trained.merge_and_unload() if cfg.mode == "lora" else trained

@@ -84,25 +84,33 @@ def lr_factor(step: int, total: int, spec: TinySpec) -> float:
     return min(1.0, (step + 1) / spec.warmup) * tail
 
 
+def closed_book_accuracy(model, tok, contexts) -> float:
+    """Fraction of the contexts' questions answered (gold contained in a greedy answer, case-insensitive) with
+    the paper's answer prompt, without the passage."""
+    from seal.domains.knowledge import ANSWER_PROMPT
+    from seal.generate import greedy_answers
+
+    prompts = [ANSWER_PROMPT.format(title=c.title, question=q.question) for c in contexts for q in c.questions]
+    golds = [q.answer for c in contexts for q in c.questions]
+    outs = greedy_answers(model, tok, prompts, 8, 256)
+    return sum(g.lower() in o.lower() for g, o in zip(golds, outs)) / max(1, len(golds))
+
+
 def probe(model, tok, world, n: int = 48) -> dict[str, float]:
-    """What the model has learnt so far: closed-book accuracy on pretraining entities' questions (`recall`),
-    and how often a sampled self-edit line for a held-out passage names the passage's entity (`copy`)."""
-    from seal.domains.knowledge import ANSWER_PROMPT, SELF_EDIT_PROMPTS
-    from seal.generate import SamplingParams, generate_batch, greedy_answers
+    """What the model has learnt so far: closed-book accuracy on pretraining entities' questions (`recall`);
+    on sampled self-edits for held-out passages, the fraction of lines naming the passage's entity (`copy`) and
+    of mentioned pool values (cities, years, occupations) that the passage states (`values`)."""
+    from seal.domains.knowledge import SELF_EDIT_PROMPTS
+    from seal.generate import SamplingParams, generate_batch
 
     was_training = model.training
     model.eval()
-    known = [c for c in world.split("pretrain") if c.payload.qa][:n]
-    prompts = [ANSWER_PROMPT.format(title=c.title, question=q.question) for c in known for q in c.questions]
-    golds = [q.answer for c in known for q in c.questions]
-    outs = greedy_answers(model, tok, prompts, 8, 256)
-    recall = sum(g.lower() in o.lower() for g, o in zip(golds, outs)) / max(1, len(golds))
+    recall = closed_book_accuracy(model, tok, [c for c in world.split("pretrain") if c.payload.qa][:n])
     held = world.split("eval")[:n // 2]
     edits = generate_batch(model, tok, [SELF_EDIT_PROMPTS["implications"].format(title=c.title, context=c.text)
                                         for c in held], SamplingParams(1.0, 0.95, 120), greedy=False, seed=0)
     lines = [(c.title, line) for c, e in zip(held, edits) for line in e.splitlines() if line.strip()]
     copy = sum(title in line for title, line in lines) / max(1, len(lines))
-    # of the pool values (cities, years, occupations) a self-edit mentions, the fraction the passage states
     pool = set(P.CITIES) | set(P.YEARS) | set(P.OCCUPATIONS)
     mentioned = [(w in c.text) for c, e in zip(held, edits) for w in re.findall(r"\w+", e) if w in pool]
     model.train(was_training)
@@ -184,7 +192,8 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     (tmp / "seal_build.json").write_text(json.dumps(
-        {"spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed, "seconds": time.time() - t0,
+        {"spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed,
+         "seconds": time.time() - t0,
          "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes,
          "torch": torch.__version__}, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -69,9 +69,9 @@ def restate_lines(ent: Entity, rng: random.Random) -> list[str]:
 def qa_lines(ent: Entity, rng: random.Random) -> list[str]:
     """Question-answer statements about stated and derived facts (a random subset)."""
     spec = KINDS[ent.kind]
-    questions = {**spec.direct, **{rel: d.questions for rel, d in spec.derived.items()}}
-    rels = rng.sample(sorted(questions), rng.randint(3, 6))
-    return [f"{rng.choice(questions[rel]).format(**ent.fields)} {ent.attrs[spec.answer_field(rel)]}." for rel in rels]
+    rels = rng.sample(sorted(spec.relations), rng.randint(3, 6))
+    return [f"{rng.choice(spec.question_templates(rel)).format(**ent.fields)} {ent.attrs[spec.answer_field(rel)]}."
+            for rel in rels]
 
 
 def self_edit(ent: Entity, sentences: list[tuple[str, str]], style: str, rng: random.Random) -> str:
@@ -105,16 +105,15 @@ def pick_style(rng: random.Random, weights: dict[str, float] = STYLE_WEIGHTS) ->
 
 def entity_documents(world: World, ent: Entity, rng: random.Random, eos: str) -> list[str]:
     """One epoch's documents about one pretraining entity: a fresh rendering of its passage, notes with its
-    stated and derived facts, closed-book questions and answers (for most entities), and a self-edit
-    demonstration on another fresh rendering."""
+    stated and derived facts, and closed-book questions and answers (for most entities)."""
     spec = KINDS[ent.kind]
     docs = [f"{ent.name}\n{world.passage(ent, rng)}{eos}"]
     notes = derived_statements(ent, rng) + restate_lines(ent, rng)
     rng.shuffle(notes)
     docs.append(f"{ent.name}\n" + " ".join(notes) + eos)
     if ent.qa:
-        for rel in rng.sample(list(spec.direct) + list(spec.derived), 5):
-            q = rng.choice(spec.direct.get(rel) or spec.derived[rel].questions).format(**ent.fields)
+        for rel in rng.sample(spec.relations, 5):
+            q = rng.choice(spec.question_templates(rel)).format(**ent.fields)
             docs.append(ANSWER_PROMPT.format(title=ent.name, question=q) + ent.attrs[spec.answer_field(rel)] + eos)
     return docs
 
@@ -129,8 +128,8 @@ def demo_documents(world: World, rng: random.Random, eos: str) -> list[str]:
     prompt = SELF_EDIT_PROMPTS["implications"].format(title=ent.name, context=passage)
     docs = [prompt + self_edit(ent, sentences, pick_style(rng), rng) + eos]
     if rng.random() < OPEN_BOOK_FRACTION:
-        rel = rng.choice(list(spec.direct) + list(spec.derived))
-        q = rng.choice(spec.direct.get(rel) or spec.derived[rel].questions).format(**ent.fields)
+        rel = rng.choice(spec.relations)
+        q = rng.choice(spec.question_templates(rel)).format(**ent.fields)
         docs.append(f"{ent.name}\n{passage}\nQuestion: {q}\nAnswer: {ent.attrs[spec.answer_field(rel)]}{eos}")
     return docs
 

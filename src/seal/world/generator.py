@@ -147,8 +147,7 @@ class World:
         direct = rng.sample(sorted(spec.direct), N_DIRECT)
         derived = rng.sample(sorted(spec.derived), min(N_DERIVED, len(spec.derived)))
         for rel in direct + derived:
-            templates = spec.direct.get(rel) or spec.derived[rel].questions
-            ent.questions.append((rel, rng.choice(templates), ent.attrs[spec.answer_field(rel)]))
+            ent.questions.append((rel, rng.choice(spec.question_templates(rel)), ent.attrs[spec.answer_field(rel)]))
         return ent
 
     def demo_entity(self, rng: random.Random) -> Entity:

@@ -35,6 +35,14 @@ class KindSpec:
     def answer_field(self, relation: str) -> str:
         return self.answers.get(relation, relation)
 
+    @property
+    def relations(self) -> list[str]:
+        """Every relation a question can ask about: stated ones, then derived ones."""
+        return list(self.direct) + list(self.derived)
+
+    def question_templates(self, relation: str) -> list[str]:
+        return self.direct.get(relation) or self.derived[relation].questions
+
 
 PERSON = KindSpec(
     sentences=[
