@@ -51,7 +51,22 @@ def _print_table(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="held-out passages")
+    if summary.get("experiment") == "continual":
+        for mode, res in summary["modes"].items():
+            m = res["matrix_mean"]
+            table = Table(title=f"continual ({mode}): accuracy (%) after each edit, mean of "
+                                f"{summary['sequences']} sequences")
+            table.add_column("after edit")
+            for j in range(len(m[0])):
+                table.add_column(f"p{j + 1}", justify="right")
+            for k, row in enumerate(m):
+                table.add_row("base" if k == 0 else str(k), *["" if v is None else f"{100 * v:.1f}" for v in row])
+            Console().print(table)
+            Console().print(f"mean forgetting: {100 * res['forgetting']['mean']:.1f} points")
+        return
+    title = f"CPT: {summary['n_passages']} passages in one update" if summary.get("experiment") == "cpt" else \
+        "held-out passages"
+    table = Table(title=title)
     for col in ("row", "accuracy", "std", "passages", "questions", "ungraded"):
         table.add_column(col, justify="left" if col == "row" else "right")
     for r in summary["rows"]:
@@ -70,14 +85,16 @@ def _run(config: Path | None, overrides: list[str], run_dir: Optional[Path], ext
     _quiet_libraries()
     try:
         cfg = load_config(config, list(overrides or []) + list(extra))
-        from seal.experiments import knowledge
+        import importlib
 
+        recipe = importlib.import_module(f"seal.experiments.{cfg.experiment}")
         out = run_dir or Path("runs") / cfg.name
-        summary = knowledge.main(cfg, out)
+        summary = recipe.main(cfg, out)
     except (ConfigError, DataError, ModelLoadError) as e:
         _fail(str(e))
     _print_table(summary)
-    typer.echo(f"\nrun directory: {out}  (summary.json, report.md, results.png)")
+    plot = "continual.png" if cfg.experiment == "continual" else "results.png"
+    typer.echo(f"\nrun directory: {out}  (summary.json, report.md, {plot})")
     return summary
 
 
@@ -101,7 +118,7 @@ def eval_(config: Path = typer.Argument(..., help="YAML config file."), set_: li
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
-    """Regenerate report.md and results.png of a run from its summary.json."""
+    """Regenerate report.md and the plots of a run from its summary.json."""
     import json
 
     from seal.report import write_report
@@ -110,7 +127,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
         _fail(f"{run_dir}/summary.json not found: has the run finished its table?")
     path = write_report(run_dir)
     _print_table(json.loads((run_dir / "summary.json").read_text()))
-    typer.echo(f"wrote {path} and {run_dir / 'results.png'}")
+    typer.echo(f"wrote {path}")
 
 
 def _config_path(name: str) -> Path:

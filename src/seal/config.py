@@ -161,6 +161,11 @@ class InnerConfig(Section):
     engine: Literal["sequential", "batched"] = Field(
         "batched", description="`sequential`: one peft adapter at a time (the reference); `batched`: many at once."
     )
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="`local`: this process; `ray`: a pool of Ray workers (settings in `ray`) runs inner loops, "
+        "self-edit sampling and the policy SFT (knowledge experiment).",
+    )
     lora_r: int = Field(32, ge=1, le=1024, description="LoRA rank (the paper: 32).")
     lora_alpha: int = Field(64, ge=1, description="LoRA alpha (the paper: 64).")
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout (the paper: 0).")
@@ -254,7 +259,94 @@ class EvalConfig(Section):
     every_round: bool = Field(True, description="Rows `seal_round_r` for every round, not only the last.")
 
 
+# --- ray ------------------------------------------------------------------------------------------------
+
+
+class RayConfig(Section):
+    address: str | None = Field(
+        None, description="Ray cluster to join (`auto`, or `ray://host:10001`); None starts a local one."
+    )
+    num_workers: int = Field(1, ge=1, le=4096, description="Inner-loop worker actors (e.g. one per GPU).")
+    num_gpus_per_worker: float = Field(
+        1.0, ge=0.0, description="GPUs per worker; fractional shares a GPU (0.5: two workers per GPU); 0 on CPUs."
+    )
+    num_cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs per worker (also its torch threads).")
+    sft_num_gpus: float = Field(1.0, ge=0.0, description="GPUs of the policy-SFT task (0 on CPUs).")
+    max_chunk_retries: int = Field(
+        2, ge=0, le=20, description="Times a chunk whose worker died is retried on a fresh worker before it is "
+        "recorded as failed."
+    )
+
+
+# --- continued pretraining and continual self-edits ------------------------------------------------------
+
+
+class UpdateConfig(Section):
+    """One finetuning run over a pooled corpus (CPT) or one step's self-edit (continual)."""
+
+    mode: Literal["lora", "full"] = Field(
+        "lora", description="LoRA merged into the weights afterwards, or full finetuning of every weight."
+    )
+    lora_r: int = Field(32, ge=1, le=1024, description="LoRA rank (the paper's CPT: 32).")
+    lora_alpha: int = Field(64, ge=1, description="LoRA alpha (the paper's CPT: 64).")
+    target_modules: list[str] | None = Field(
+        None, description="Modules to adapt; None: the architecture's defaults (q_proj, v_proj for Llama/Qwen2)."
+    )
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="AdamW peak learning rate (the paper's CPT: 1e-3).")
+    epochs: int = Field(3, ge=1, le=1000, description="Epochs over the corpus (the paper's CPT: 3).")
+    batch_size: int = Field(4, ge=1, le=4096, description="Sequences per micro-batch (the paper's CPT: 4).")
+    grad_accum: int = Field(2, ge=1, le=4096, description="Micro-batches per optimiser step (the paper's CPT: 2).")
+    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Learning-rate decay.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Gradient clipping (None: off).")
+
+
+class CPTConfig(Section):
+    n_passages: int | None = Field(
+        None, ge=1, description="Passages pooled into one update (None: data.n_eval; the paper: 200 and 2067)."
+    )
+    samples: int = Field(5, ge=0, le=64, description="Self-edits per passage in the pooled corpus (the paper: 5).")
+    update: UpdateConfig = Field(default_factory=UpdateConfig, description="The one finetuning run of each row.")
+    passage_only: bool = Field(True, description="Row: the passages alone.")
+    base_self_edits: bool = Field(True, description="Row: passages + the base model's self-edits.")
+    policy: str | None = Field(
+        None,
+        description="A SEAL checkpoint (e.g. runs/demo/checkpoints/round-2) whose self-edits make the `seal` row; "
+        "they train the base model, like every other row.",
+    )
+
+
+class ContinualConfig(Section):
+    sequences: int = Field(8, ge=1, le=1000, description="Independent sequences averaged (the paper: 8).")
+    steps: int = Field(8, ge=1, le=1000,
+                       description="Passages per sequence, edited one after another (the paper: 8).")
+    modes: list[Literal["merge", "library"]] = Field(
+        ["merge"],
+        description="`merge`: each step's LoRA is merged into the weights (the paper); `library`: each step's "
+        "adapter is kept apart and every question is answered through the adapter of the passage it is most "
+        "similar to (embedding similarity), which cannot forget by construction.",
+    )
+    self_edit: bool = Field(True, description="Train on passage + self-edit (False: the passage alone).")
+    keep_checkpoints: bool = Field(
+        False,
+        description="Keep every step's merged model (default: only the latest, for resuming; disk stays bounded).",
+    )
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("modes must name `merge` and/or `library`, each once")
+        return v
+
+
 class RunConfig(Section):
+    experiment: Literal["knowledge", "cpt", "continual"] = Field(
+        "knowledge",
+        description="`knowledge`: single-passage SEAL (ReST-EM rounds + table); `cpt`: many passages pooled into "
+        "one update; `continual`: passages edited one after another.",
+    )
     seed: int = Field(0, ge=0, description="Run seed; every sample's seed derives from it and the sample's key.")
     name: str = Field("run", description="Run name, used for the default run directory `runs/<name>`.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The base model (policy and inner base).")
@@ -267,6 +359,10 @@ class RunConfig(Section):
     grader: GraderConfig = Field(default_factory=GraderConfig, description="How answers are graded.")
     restem: RestEMConfig = Field(default_factory=RestEMConfig, description="The outer RL loop.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="The results table.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="The Ray pool (`inner.backend: ray`).")
+    cpt: CPTConfig = Field(default_factory=CPTConfig, description="`experiment: cpt` settings.")
+    continual: ContinualConfig = Field(default_factory=ContinualConfig,
+                                       description="`experiment: continual` settings.")
 
     @field_validator("name")
     @classmethod

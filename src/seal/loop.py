@@ -1,8 +1,9 @@
 """The two steps every recipe repeats, each persisting its work as it goes:
 
 - `sample_self_edits`: the policy writes K self-edits per context (stored per generation batch);
-- `score_self_edits`: each (context, self-edit, repeat) becomes a plan, the engine runs the inner loops chunk
-  by chunk, the domain grades the answers (stored per chunk).
+- `score_self_edits`: each (context, self-edit, repeat) becomes a plan, the backend runs the inner loops chunk
+  by chunk (in this process, or across a Ray pool), the domain grades the answers (stored per chunk as each
+  finishes).
 
 Both skip what the store already has, so rerunning a recipe resumes it. Seeds derive from the run seed and the
 item's key, and batches/chunks are fixed slices of the full work list, so a resumed run computes exactly what
@@ -14,30 +15,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from seal.domains.base import Context, Invalid, Job, Score, SelfEdit, UpdatePlan
-from seal.generate import SamplingParams, generate_batch
-from seal.inner.engine import Engine
+from seal.domains.base import Context, InnerResult, Invalid, Job, Score, SelfEdit, UpdatePlan
+from seal.generate import SamplingParams, greedy_answers
 from seal.progress import progress
 from seal.store import ScoreKey, Store, derive_seed
 
 
 def sample_self_edits(store: Store, phase: str, round: int, loaded, domain, contexts: list[Context], n: int,
-                      params: SamplingParams, *, seed: int, batch_size: int, policy: str
+                      params: SamplingParams, *, seed: int, batch_size: int, policy: str, backend=None
                       ) -> dict[tuple[str, int], SelfEdit]:
-    """`n` self-edits per context from `loaded` (the policy), keyed by (context id, sample)."""
+    """`n` self-edits per context from `loaded` (the policy), keyed by (context id, sample). `backend`
+    (default: this process) runs the generate calls; each batch is stored as it finishes."""
     have = store.self_edits(phase, round)
     requests = [(c, s) for c in contexts for s in range(n)]
     batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
-    todo = [(b, batch) for b, batch in enumerate(batches) if any((c.id, s) not in have for c, s in batch)]
-    with progress(f"{phase} r{round}: writing self-edits", sum(len(b) for _, b in todo)) as advance:
-        for b, batch in todo:
-            prompts = [domain.prompt(c) for c, _ in batch]
-            texts = generate_batch(loaded.model, loaded.tokenizer, prompts, params, greedy=False,
-                                   seed=derive_seed(seed, phase, round, "generate", b))
-            edits = [SelfEdit(c.id, p, t, policy, s) for (c, s), p, t in zip(batch, prompts, texts)]
+    todo = [b for b, batch in enumerate(batches) if any((c.id, s) not in have for c, s in batch)]
+    prompts = {b: [domain.prompt(c) for c, _ in batches[b]] for b in todo}
+    seeds = [derive_seed(seed, phase, round, "generate", b) for b in todo]
+    from seal.backend import generate_local
+
+    generate = backend.generate_batches if backend is not None else generate_local
+    stream = generate(loaded, [(b, prompts[b]) for b in todo], params, seeds)
+    with progress(f"{phase} r{round}: writing self-edits", sum(len(batches[b]) for b in todo)) as advance:
+        for b, texts in stream:
+            edits = [SelfEdit(c.id, p, t, policy, s) for (c, s), p, t in zip(batches[b], prompts[b], texts)]
             store.put_self_edits(phase, round, edits)
             have.update({(e.context_id, e.sample): e for e in edits})
-            advance(len(batch))
+            advance(len(batches[b]))
     return {(c.id, s): have[(c.id, s)] for c, s in requests}
 
 
@@ -53,10 +57,11 @@ class Item:
     adapt: bool = True  # False: answer with the unadapted model (the no-adaptation baseline)
 
 
-def score_self_edits(store: Store, phase: str, round: int, engine: Engine, loaded, domain, items: list[Item],
+def score_self_edits(store: Store, phase: str, round: int, backend, loaded, domain, items: list[Item],
                      *, seed: int, on_scores: Callable[[list[tuple[ScoreKey, Score]]], None] | None = None
                      ) -> dict[ScoreKey, Score]:
-    """Score every item (skipping those already stored); returns all of the phase's scores for `items`."""
+    """Score every item (skipping those already stored); returns all of the phase's scores for `items`.
+    `backend` is a `seal.backend` backend (or anything with its `chunks` and `run_chunks`)."""
     have = store.scores(phase, round)
     keys = [ScoreKey(phase, round, it.context.id, it.sample, it.repeat) for it in items]
     plans: list[UpdatePlan | Invalid | None] = []
@@ -70,11 +75,10 @@ def score_self_edits(store: Store, phase: str, round: int, engine: Engine, loade
     runnable = [i for i, p in enumerate(plans) if not isinstance(p, Invalid)]
     jobs = [Job(plans[i], domain.probes(items[i].context), derive_seed(seed, *_key_tuple(keys[i])))
             for i in runnable]
-    chunks = engine.chunks(loaded, jobs)
+    chunks = backend.chunks(loaded, jobs) if jobs else []
     todo = [ch for ch in chunks if any(keys[runnable[j]] not in have for j in ch)]
     with progress(f"{phase} r{round}: inner loops", sum(len(ch) for ch in todo)) as advance:
-        for ch in todo:
-            results = engine.run_chunk(loaded, [jobs[j] for j in ch])
+        for ch, results in backend.run_chunks(loaded, jobs, todo):
             scored = []
             for j, res in zip(ch, results):
                 it = items[runnable[j]]
@@ -91,3 +95,32 @@ def score_self_edits(store: Store, phase: str, round: int, engine: Engine, loade
 
 def _key_tuple(k: ScoreKey) -> tuple:
     return (k.phase, k.round, k.context_id, k.sample, k.repeat)
+
+
+def answer_closed_book(model, tokenizer, domain, contexts: list[Context], batch_size: int,
+                       route: list | None = None, activate: Callable[[object], None] | None = None
+                       ) -> dict[str, Score]:
+    """Every context's probes answered greedily by `model` (no adaptation), all contexts batched together.
+
+    `route`, if given, holds one key per probe (in context, then probe order), e.g. the adapter that answers
+    it; probes are answered grouped by key, calling `activate(key)` before each group.
+    """
+    probes = [p for c in contexts for p in domain.probes(c)]
+    if route is not None and len(route) != len(probes):
+        raise ValueError(f"route has {len(route)} keys for {len(probes)} probes")
+    groups: dict[object, list[int]] = {}
+    for i in range(len(probes)):
+        groups.setdefault(route[i] if route is not None else None, []).append(i)
+    answers: list[str] = [""] * len(probes)
+    for key, idx in groups.items():
+        if activate is not None:
+            activate(key)
+        max_new = max(probes[i].max_new_tokens for i in idx)
+        for i, a in zip(idx, greedy_answers(model, tokenizer, [probes[i].prompt for i in idx], max_new, batch_size)):
+            answers[i] = a
+    scores, start = {}, 0
+    for c in contexts:
+        n = len(domain.probes(c))
+        scores[c.id] = domain.score(c, InnerResult(answers[start:start + n]))
+        start += n
+    return scores

@@ -76,6 +76,10 @@ def write_report(run_dir: str | Path) -> Path:
     """report.md and results.png from summary.json."""
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
+    if summary.get("experiment") == "continual":
+        from seal.experiments.continual import write_continual_report
+
+        return write_continual_report(run_dir, summary)
     plot(summary, run_dir / "results.png")
     lines = [f"# {summary.get('config', run_dir.name)}", "", markdown_table(summary["rows"]), ""]
     if summary["rounds"]:
@@ -83,6 +87,12 @@ def write_report(run_dir: str | Path) -> Path:
                   "|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['round']} | {100 * r['mean_reward']:.1f} | {100 * r['mean_baseline']:.1f} | "
                   f"{r['n_scored']} | {r['n_kept']} | {r['seconds']:.0f} |" for r in summary["rounds"]]
+        lines.append("")
+    if summary.get("updates"):
+        lines += ["## Updates", "", "| row | sequences | tokens | steps | first loss | last loss | seconds |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {u['sequences']} | {u['tokens']} | {u['steps']} | {u['first_loss']:.3f} | "
+                  f"{u['last_loss']:.3f} | {u['seconds']:.0f} |" for name, u in summary["updates"].items()]
         lines.append("")
     lines += ["![results](results.png)", ""]
     out = run_dir / "report.md"

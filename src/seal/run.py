@@ -58,13 +58,13 @@ def open_run_dir(run_dir: Path, cfg: RunConfig) -> Store:
 
 @dataclass
 class RunContext:
-    """What every recipe step needs: config, run directory, store, domain, engine."""
+    """What every recipe step needs: config, run directory, store, domain, backend (`seal.backend`)."""
 
     cfg: RunConfig
     run_dir: Path
     store: Store
     domain: object
-    engine: object
+    backend: object = None
 
     @property
     def sampling(self) -> SamplingParams:

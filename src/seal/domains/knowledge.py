@@ -101,14 +101,25 @@ class KnowledgeDomain:
 
     # --- plans ---
 
+    def pieces(self, context: Context, self_edit: SelfEdit) -> list[str]:
+        """The training texts one self-edit contributes (without the passage)."""
+        pieces = split_self_edit(self_edit.completion, self.gen.prompt_style, self.seq)
+        return [f"{context.title}\n{p}" for p in pieces] if self.seq.title_prefix else pieces
+
     def texts(self, context: Context, self_edit: SelfEdit | None, repeat_passage: int = 1) -> list[str]:
         """Training texts: the self-edit's pieces, then the passage (appended last, as in the paper)."""
-        pieces = split_self_edit(self_edit.completion, self.gen.prompt_style, self.seq) if self_edit else []
-        if self.seq.title_prefix:
-            pieces = [f"{context.title}\n{p}" for p in pieces]
+        pieces = self.pieces(context, self_edit) if self_edit else []
         if self.seq.append_passage or self_edit is None:
             pieces += [f"{context.title}\n{context.text}"] * repeat_passage
         return pieces
+
+    def corpus_sequences(self, context: Context, self_edits: list[SelfEdit]) -> list[TrainSequence]:
+        """One passage's share of a pooled corpus (continued pretraining): the pieces of all its self-edits,
+        then the passage once."""
+        texts = [t for e in self_edits for t in self.pieces(context, e)]
+        if self.seq.append_passage or not texts:
+            texts.append(f"{context.title}\n{context.text}")
+        return [s for s in (self.encode(t) for t in texts) if s.n_loss_tokens > 1]
 
     def encode(self, text: str) -> TrainSequence:
         ids = encode_prompt(self.tok, text)[: self.inner.max_length]

@@ -22,13 +22,12 @@ from seal.data import paper_eval_split, select_passages
 from seal.domains.base import Context
 from seal.domains.knowledge import KnowledgeDomain
 from seal.grading import make_grader
-from seal.inner.engine import make_engine
+from seal.backend import make_backend
 from seal.loop import Item, sample_self_edits, score_self_edits
-from seal.model import load_model
 from seal.outer.restem import run_round
 from seal.progress import log
 from seal.report import round_rows, summarize_row, write_report
-from seal.run import RunContext, free, open_run_dir, write_json
+from seal.run import RunContext, open_run_dir, write_json
 from seal.sources import read_source, teacher_self_edits
 from seal.store import derive_seed
 
@@ -38,11 +37,19 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     store = open_run_dir(run_dir, cfg)
     train_pool, eval_ctxs = load_passages(cfg)
-    base = load_model(cfg.model)
+    backend = make_backend(cfg)
+    try:
+        return _main(cfg, run_dir, store, backend, train_pool, eval_ctxs)
+    finally:
+        backend.close()
+
+
+def _main(cfg: RunConfig, run_dir: Path, store, backend, train_pool, eval_ctxs) -> dict:
+    base = backend.load()
     domain = KnowledgeDomain(base.tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner)
-    run = RunContext(cfg, run_dir, store, domain, make_engine(cfg.inner))
-    log.info("%d eval passages, %d candidate training passages; engine %s", len(eval_ctxs), len(train_pool),
-             run.engine.name)
+    run = RunContext(cfg, run_dir, store, domain, backend)
+    log.info("%d eval passages, %d candidate training passages; engine %s, backend %s", len(eval_ctxs),
+             len(train_pool), backend.engine_name, backend.name)
 
     # --- the base model's rows ---
     rows = [
@@ -65,8 +72,8 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
             store.set_meta(f"train_passages/round-{r}", ",".join(c.id for c in contexts))
             done[r] = run_round(r, run, policy, contexts)
         if policy is not base:
-            free(policy)
-        policy = load_model(cfg.model, path=done[r].checkpoint)
+            backend.free(policy)
+        policy = backend.load(done[r].checkpoint)
         if cfg.eval.every_round or r == cfg.restem.rounds:
             last_policy_row = eval_self_edit_row(run, policy, eval_ctxs, "seal", r)
             rows.append(summarize_row(f"seal_round_{r}", last_policy_row, eval_ctxs))
@@ -74,14 +81,15 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
     # --- the same-steps control ---
     if cfg.eval.passage_repeated:
         if policy is not base:
-            free(policy)
-            base = load_model(cfg.model)
+            backend.free(policy)
+            base = backend.load()
         row = "seal" if last_policy_row is not None else "base"
         rows.insert(2, summarize_row("passage_repeated", passage_repeated_row(run, base, eval_ctxs, row),
                                      eval_ctxs))
 
     # --- report ---
-    summary = {"rows": rows, "rounds": round_rows(store), "config": cfg.name, "engine": run.engine.name}
+    summary = {"rows": rows, "rounds": round_rows(store), "config": cfg.name, "engine": backend.engine_name,
+               "backend": backend.name}
     write_json(run_dir / "summary.json", summary)
     write_report(run_dir)
     return summary
@@ -107,7 +115,7 @@ def training_passages(cfg: RunConfig, pool: list[Context], eval_ctxs: list[Conte
 
 def eval_scores(run: RunContext, loaded, ctxs, row: str, adapt: bool = True, round: int = 0):
     items = [Item(c, None, 0, rep, adapt=adapt) for c in ctxs for rep in range(run.cfg.eval.repeats if adapt else 1)]
-    return score_self_edits(run.store, f"eval/{row}", round, run.engine, loaded, run.domain, items,
+    return score_self_edits(run.store, f"eval/{row}", round, run.backend, loaded, run.domain, items,
                             seed=run.cfg.seed)
 
 
@@ -116,17 +124,17 @@ def eval_self_edit_row(run: RunContext, loaded, ctxs, who: str, round: int):
     cfg = run.cfg
     edits = sample_self_edits(run.store, f"eval/{who}", round, loaded, run.domain, ctxs, cfg.eval.samples,
                               run.sampling, seed=cfg.seed, batch_size=cfg.generation.batch_size,
-                              policy=who if who == "base" else f"round-{round}")
+                              policy=who if who == "base" else f"round-{round}", backend=run.backend)
     items = [Item(c, edits[(c.id, s)], s, rep) for c in ctxs for s in range(cfg.eval.samples)
              for rep in range(cfg.eval.repeats)]
-    return score_self_edits(run.store, f"eval/{who}", round, run.engine, loaded, run.domain, items, seed=cfg.seed)
+    return score_self_edits(run.store, f"eval/{who}", round, run.backend, loaded, run.domain, items, seed=cfg.seed)
 
 
 def eval_teacher_row(run: RunContext, base, ctxs):
     edits = teacher_self_edits(run, ctxs)
     items = [Item(c, e, e.sample, rep) for c in ctxs for e in edits.get(c.id, [])
              for rep in range(run.cfg.eval.repeats)]
-    return score_self_edits(run.store, "eval/teacher", 0, run.engine, base, run.domain, items, seed=run.cfg.seed)
+    return score_self_edits(run.store, "eval/teacher", 0, run.backend, base, run.domain, items, seed=run.cfg.seed)
 
 
 def passage_repeated_row(run: RunContext, base, ctxs, matched: str):
@@ -140,5 +148,5 @@ def passage_repeated_row(run: RunContext, base, ctxs, matched: str):
             plan = run.domain.plan(c, edits.get((c.id, s)))
             n_seq = len(plan.sequences) if hasattr(plan, "sequences") else 1
             items += [Item(c, None, s, rep, (("repeat_passage", n_seq),)) for rep in range(run.cfg.eval.repeats)]
-    return score_self_edits(run.store, "eval/passage_repeated", 0, run.engine, base, run.domain, items,
+    return score_self_edits(run.store, "eval/passage_repeated", 0, run.backend, base, run.domain, items,
                             seed=run.cfg.seed)

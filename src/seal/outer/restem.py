@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from seal.config import RestEMConfig, SFTConfig
-from seal.domains.base import Context, SelfEdit, mean
+from seal.domains.base import Context, mean
 from seal.progress import log
 from seal.store import RoundRecord, Score, ScoreKey
 
@@ -124,13 +124,13 @@ def run_round(r: int, run, policy, contexts: list[Context]) -> RoundRecord:
     t0 = time.perf_counter()
     edits = sample_self_edits(run.store, "train", r, policy, run.domain, contexts, cfg.restem.samples,
                               run.sampling, seed=cfg.seed, batch_size=cfg.generation.batch_size,
-                              policy=f"round-{r - 1}" if r > 1 else "base")
-    base_scores = score_self_edits(run.store, "train/baseline", r, run.engine, policy, run.domain,
+                              policy=f"round-{r - 1}" if r > 1 else "base", backend=run.backend)
+    base_scores = score_self_edits(run.store, "train/baseline", r, run.backend, policy, run.domain,
                                    [Item(c, None, adapt=False) for c in contexts], seed=cfg.seed)
     baselines = {k.context_id: s.accuracy for k, s in base_scores.items()}
     items = [Item(c, edits[(c.id, s)], s, rep) for c in contexts for s in range(cfg.restem.samples)
              for rep in range(cfg.restem.repeats)]
-    scores = score_self_edits(run.store, "train", r, run.engine, policy, run.domain, items, seed=cfg.seed)
+    scores = score_self_edits(run.store, "train", r, run.backend, policy, run.domain, items, seed=cfg.seed)
     kept = keep_best(rewards_by_self_edit(scores), baselines, cfg.restem)
     run.store.put_kept(r, kept)
     log.info("round %d: mean reward %.3f (no adaptation %.3f); kept %d of %d self-edits", r,
@@ -138,11 +138,10 @@ def run_round(r: int, run, policy, contexts: list[Context]) -> RoundRecord:
     ckpt = run.run_dir / "checkpoints" / f"round-{r}"
     if kept:
         examples = [(edits[(c, s)].prompt, edits[(c, s)].completion) for c, s, _ in kept]
-        sft_policy(policy, examples, cfg.restem.sft, ckpt, seed=cfg.seed + r)
+        ckpt = run.backend.sft(policy, examples, ckpt, seed=cfg.seed + r)
     else:
-        log.warning("round %d kept no self-edit; the policy is saved unchanged", r)
-        policy.model.save_pretrained(ckpt)
-        policy.tokenizer.save_pretrained(ckpt)
+        log.warning("round %d kept no self-edit; the next round starts from the same policy", r)
+        ckpt = Path(policy.path)
     rec = round_record(r, ckpt, kept, scores, baselines, time.perf_counter() - t0)
     run.store.put_round(rec)
     return rec

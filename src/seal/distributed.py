@@ -1,0 +1,225 @@
+"""The Ray backend: inner loops, self-edit sampling and the policy SFT on a pool of Ray workers.
+
+    inner: {backend: ray}
+    ray: {num_workers: 8, num_gpus_per_worker: 1}        # one worker per GPU; `address: auto` joins a cluster
+
+The driver holds the run store, the tokenizer and the plans; it needs no GPU. Each worker is a Ray actor
+that loads the current policy once (lazily, by path: a restarted or new worker reloads it by itself) and runs
+the configured engine on the chunks it is sent. Chunks and generate batches are streamed: the driver keeps
+every worker busy and stores each result as it arrives, so a crash loses at most the chunks in flight.
+
+Faults: a worker that dies (killed, out of memory, node lost) is replaced by a fresh actor and its chunk is
+retried, up to `ray.max_chunk_retries` times, then recorded as failed; a chunk that raises is a deterministic
+failure and is recorded as failed at once. Placement is Ray's: we only say how many GPUs/CPUs a worker needs.
+
+Model paths must be readable by every worker: on more than one machine, put checkpoints (the run directory)
+on a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+from typing import Iterator
+
+from seal.config import ConfigError, RunConfig
+from seal.domains.base import InnerResult, Job
+from seal.generate import SamplingParams
+from seal.progress import log
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("inner.backend is 'ray' but Ray is not installed: pip install 'seal[ray]'") from None
+    return ray
+
+
+class RemoteModel:
+    """A model that lives on the workers: its path, and a tokenizer on the driver (for plans and prompts)."""
+
+    def __init__(self, path: str, tokenizer):
+        self.path = path
+        self.tokenizer = tokenizer
+
+
+class InnerWorker:
+    """A Ray actor: one model in memory, the configured engine, generate calls."""
+
+    def __init__(self, cfg: dict, threads: int):
+        import torch
+
+        from seal.inner.engine import make_engine
+
+        torch.set_num_threads(max(1, threads))
+        self.cfg = RunConfig.model_validate(cfg)
+        self.engine = make_engine(self.cfg.inner)
+        self.loaded = None
+
+    def _model(self, path: str):
+        if self.loaded is None or self.loaded.path != path:
+            from seal.model import load_model
+            from seal.run import free
+
+            if self.loaded is not None:
+                free(self.loaded)
+                self.loaded = None
+            self.loaded = load_model(self.cfg.model, path=path)
+        return self.loaded
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def chunks(self, path: str, jobs: list[Job]) -> list[list[int]]:
+        return self.engine.chunks(self._model(path), jobs)
+
+    def run_chunk(self, path: str, jobs: list[Job]) -> list[InnerResult]:
+        from seal.backend import run_chunk_safely
+
+        return run_chunk_safely(self.engine, self._model(path), jobs)
+
+    def generate(self, path: str, prompts: list[str], params: SamplingParams, seed: int) -> list[str]:
+        from seal.generate import generate_batch
+
+        loaded = self._model(path)
+        return generate_batch(loaded.model, loaded.tokenizer, prompts, params, greedy=False, seed=seed)
+
+
+def _sft_task(cfg: dict, path: str, examples: list[tuple[str, str]], out_dir: str, seed: int) -> str:
+    from seal.model import load_model
+    from seal.outer.restem import sft_policy
+
+    run_cfg = RunConfig.model_validate(cfg)
+    return str(sft_policy(load_model(run_cfg.model, path=path), examples, run_cfg.restem.sft, Path(out_dir), seed))
+
+
+class RayBackend:
+    """`seal.backend` verbs on a pool of Ray actors."""
+
+    name = "ray"
+
+    def __init__(self, cfg: RunConfig):
+        self.ray = ray = import_ray()
+        self.cfg = cfg
+        self.rc = cfg.ray
+        self._owns_cluster = not ray.is_initialized()
+        if self._owns_cluster:
+            ray.init(address=cfg.ray.address, include_dashboard=False, log_to_driver=True,
+                     runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false",
+                                               "SEAL_PROGRESS": "0"}})
+        res = ray.cluster_resources()
+        need = self.rc.num_gpus_per_worker
+        if need > 0 and res.get("GPU", 0) < need:
+            raise ConfigError(f"ray.num_gpus_per_worker is {need} but the Ray cluster has {res.get('GPU', 0):g} "
+                              "GPUs; set ray.num_gpus_per_worker=0 (and ray.sft_num_gpus=0) to run on CPUs")
+        self._actor_cls = ray.remote(InnerWorker)
+        self.workers: list = []
+        log.info("Ray: %d workers (%g GPUs, %g CPUs each); cluster has %g CPUs, %g GPUs", self.rc.num_workers,
+                 need, self.rc.num_cpus_per_worker, res.get("CPU", 0), res.get("GPU", 0))
+
+    @property
+    def engine_name(self) -> str:
+        return self.cfg.inner.engine
+
+    # --- workers ---
+
+    def _new_worker(self):
+        return self._actor_cls.options(num_gpus=self.rc.num_gpus_per_worker, num_cpus=self.rc.num_cpus_per_worker,
+                                       max_restarts=0).remote(self.cfg.model_dump(mode="json"),
+                                                              int(self.rc.num_cpus_per_worker))
+
+    def _ensure_workers(self) -> None:
+        while len(self.workers) < self.rc.num_workers:
+            self.workers.append(self._new_worker())
+
+    def _stop_workers(self) -> None:
+        for w in self.workers:
+            self.ray.kill(w)
+        self.workers = []
+
+    def worker_pids(self) -> list[int]:
+        self._ensure_workers()
+        return self.ray.get([w.pid.remote() for w in self.workers])
+
+    def _stream(self, method: str, tasks: list[tuple[object, tuple]], on_fail) -> Iterator[tuple[object, object]]:
+        """Run `worker.method(*args)` for every (key, args), each on the next free worker; yield (key, result)
+        as they finish. A dead worker is replaced and its task retried; `on_fail(key, err)` makes the result of
+        a task that raised or ran out of retries."""
+        ray = self.ray
+        self._ensure_workers()
+        queue = deque((key, args, 0) for key, args in tasks)
+        free = deque(range(len(self.workers)))
+        running: dict = {}
+        while queue or running:
+            while queue and free:
+                slot = free.popleft()
+                key, args, attempt = queue.popleft()
+                running[getattr(self.workers[slot], method).remote(*args)] = (slot, key, args, attempt)
+            done, _ = ray.wait(list(running), num_returns=1)
+            ref = done[0]
+            slot, key, args, attempt = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError as err:
+                log.warning("Ray worker %d died (%s); starting a fresh one", slot, type(err).__name__)
+                self.ray.kill(self.workers[slot])
+                self.workers[slot] = self._new_worker()
+                free.append(slot)
+                if attempt < self.rc.max_chunk_retries:
+                    queue.append((key, args, attempt + 1))
+                else:
+                    yield key, on_fail(key, RuntimeError(f"worker died {attempt + 1} times running this task"))
+                continue
+            except ray.exceptions.RayTaskError as err:
+                free.append(slot)
+                yield key, on_fail(key, err.cause if getattr(err, "cause", None) else err)
+                continue
+            free.append(slot)
+            yield key, result
+
+    # --- backend verbs ---
+
+    def load(self, path: str | None = None) -> RemoteModel:
+        from seal.model import load_tokenizer, resolve_model_path
+
+        path = path or resolve_model_path(self.cfg.model)
+        return RemoteModel(path, load_tokenizer(path, self.cfg.model.trust_remote_code, self.cfg.model.revision))
+
+    def free(self, loaded) -> None:
+        pass  # workers swap models lazily when a task names another path
+
+    def generate_batches(self, loaded, batches: list[tuple[int, list[str]]], params: SamplingParams,
+                         seeds: list[int]) -> Iterator[tuple[int, list[str]]]:
+        def fail(key, err):
+            raise RuntimeError(f"self-edit generation batch {key} failed: {err}") from err
+
+        tasks = [(b, (loaded.path, prompts, params, seed)) for (b, prompts), seed in zip(batches, seeds)]
+        return self._stream("generate", tasks, fail)
+
+    def chunks(self, loaded, jobs: list[Job]) -> list[list[int]]:
+        self._ensure_workers()
+        return self.ray.get(self.workers[0].chunks.remote(loaded.path, jobs))
+
+    def run_chunks(self, loaded, jobs: list[Job], chunks: list[list[int]]
+                   ) -> Iterator[tuple[list[int], list[InnerResult]]]:
+        from seal.backend import failed_results
+
+        tasks = [(i, (loaded.path, [jobs[j] for j in ch])) for i, ch in enumerate(chunks)]
+        for i, results in self._stream("run_chunk", tasks, lambda i, err: failed_results(len(chunks[i]), err)):
+            yield chunks[i], results
+
+    def sft(self, loaded, examples: list[tuple[str, str]], out_dir: Path, seed: int) -> Path:
+        """The M-step as a Ray task on its own GPU(s). The workers are stopped first so that the task can have
+        their devices; they restart, with the new policy, at the next inner loop."""
+        self._stop_workers()
+        task = self.ray.remote(_sft_task).options(num_gpus=self.rc.sft_num_gpus,
+                                                  num_cpus=self.rc.num_cpus_per_worker, max_retries=1)
+        return Path(self.ray.get(task.remote(self.cfg.model_dump(mode="json"), loaded.path, examples,
+                                             str(Path(out_dir).resolve()), seed)))
+
+    def close(self) -> None:
+        self._stop_workers()
+        if self._owns_cluster:
+            self.ray.shutdown()

@@ -1,0 +1,135 @@
+"""Updates that change the model for good: one finetuning run over many sequences, merged into the weights.
+
+The inner-loop engines train throwaway adapters and only return answers; continued pretraining and continual
+self-edits need the updated model itself. `finetune` trains it in place: LoRA then merge (the paper), or every
+weight (the later revision's CPT). Batches stream from token ids, so memory holds one micro-batch of
+activations whatever the corpus size; gradients accumulate over `grad_accum` micro-batches. The loss, the data
+order and the schedule are the engines' own (`seal.inner.common`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from seal.domains.base import LoraSpec, OptimSpec, TrainSequence
+from seal.inner.common import ADAM_BETAS, ADAM_EPS, collate, lr_factor, row_token_losses, step_batches
+from seal.progress import log, progress
+
+
+@dataclass(frozen=True)
+class UpdateSpec:
+    mode: str = "lora"  # lora | full
+    lora: LoraSpec = LoraSpec()
+    optim: OptimSpec = OptimSpec()
+    grad_accum: int = 1
+
+    @classmethod
+    def from_config(cls, cfg) -> "UpdateSpec":
+        """From an `UpdateConfig` section."""
+        return cls(cfg.mode, LoraSpec(cfg.lora_r, cfg.lora_alpha, 0.0,
+                                      tuple(cfg.target_modules) if cfg.target_modules else None),
+                   OptimSpec(cfg.lr, cfg.epochs, cfg.batch_size, cfg.schedule, cfg.warmup_steps, cfg.weight_decay,
+                             cfg.max_grad_norm), cfg.grad_accum)
+
+    def n_steps(self, n_sequences: int) -> int:
+        micro = -(-n_sequences // self.optim.batch_size)
+        return -(-micro // self.grad_accum) * self.optim.epochs
+
+
+@dataclass
+class UpdateResult:
+    step_losses: list[float]
+    seconds: float
+    n_tokens: int
+
+
+def train_steps(model, sequences: list[TrainSequence], optim: OptimSpec, grad_accum: int, seed: int,
+                description: str = "finetuning") -> list[float]:
+    """AdamW over the trainable parameters of `model`; returns each optimiser step's mean token loss.
+
+    Each epoch is a fresh seeded shuffle cut into micro-batches of `optim.batch_size`; `grad_accum`
+    consecutive micro-batches make one step (the epoch's last step may take fewer). The loss of a step is the
+    mean over its loss tokens, as if its micro-batches were one batch.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: the model has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=optim.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=optim.weight_decay)
+    per_epoch = -(-len(sequences) // optim.batch_size)
+    epoch_micro = [step_batches(len(sequences), OptimSpec(epochs=1, batch_size=optim.batch_size), seed + e)
+                   for e in range(optim.epochs)]
+    steps = [ep[i:i + grad_accum] for ep in epoch_micro for i in range(0, per_epoch, grad_accum)]
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, len(steps), optim.schedule, optim.warmup_steps))
+    device = next(model.parameters()).device
+    losses: list[float] = []
+    model.train()
+    with progress(description, len(steps)) as advance:
+        for micro_batches in steps:
+            # loss tokens of the whole step, counted as row_token_losses counts them
+            n_loss = sum(sum(sequences[i].loss_mask[1:]) for mb in micro_batches for i in mb)
+            total = 0.0
+            for mb in micro_batches:
+                ids, attn, lmask = collate([sequences[i] for i in mb], device)
+                tok_loss, _ = row_token_losses(model(input_ids=ids, attention_mask=attn).logits, ids, lmask)
+                loss = tok_loss.sum() / max(1, n_loss)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss at step {len(losses)}")
+                loss.backward()
+                total += loss.item()
+            if optim.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(total)
+            advance()
+    model.eval()
+    return losses
+
+
+def finetune(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int,
+             description: str = "finetuning", verbose: bool = True) -> UpdateResult:
+    """Train `loaded.model` on `sequences` and leave the update in its weights (LoRA is merged).
+
+    On a non-finite loss a LoRA update is discarded and the weights are untouched; a full update leaves the
+    weights partly trained, so the caller must reload them (the error says so).
+    """
+    from peft import get_peft_model
+
+    from seal.inner.sequential import init_adapter, peft_config
+
+    if not sequences:
+        raise ValueError("finetune needs at least one training sequence")
+    t0 = time.perf_counter()
+    model = loaded.model
+    n_tokens = sum(len(s.input_ids) for s in sequences)
+    say = log.info if verbose else log.debug
+    say("%s: %d sequences, %d tokens, %d optimiser steps (%s)", description, len(sequences), n_tokens,
+        spec.n_steps(len(sequences)), spec.mode)
+    if spec.mode == "full":
+        model.requires_grad_(True)
+        try:
+            losses = train_steps(model, sequences, spec.optim, spec.grad_accum, seed, description)
+        except FloatingPointError as e:
+            raise FloatingPointError(f"{e}; the weights are partly updated: reload the model") from None
+        finally:
+            model.requires_grad_(False)
+            model.eval()
+        return UpdateResult(losses, time.perf_counter() - t0, n_tokens)
+    if spec.mode != "lora":
+        raise ValueError(f"unknown update mode '{spec.mode}'")
+    peft_model = get_peft_model(model, peft_config(model, spec.lora))
+    init_adapter(peft_model, seed)
+    try:
+        losses = train_steps(peft_model, sequences, spec.optim, spec.grad_accum, seed, description)
+    except BaseException:
+        peft_model.unload()
+        raise
+    loaded.model = peft_model.merge_and_unload()
+    loaded.model.requires_grad_(False)
+    loaded.model.eval()
+    return UpdateResult(losses, time.perf_counter() - t0, n_tokens)

@@ -1,0 +1,118 @@
+"""Continued pretraining and continual self-edits end to end on the shipped tiny model and the world."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seal.config import ConfigError, load_config
+from seal.world.build import ASSET_DIR
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason="checkpoint not shipped")]
+
+TINY = ["model.name_or_path=tiny", "model.device=cpu", "generation.max_new_tokens=32", "generation.batch_size=8",
+        "inner.lora_r=8", "inner.lora_alpha=16", "inner.lr=1e-2", "inner.epochs=3", "inner.answer_max_new_tokens=8",
+        "inner.target_modules=[q_proj, v_proj, up_proj, down_proj]", "data.eval_selection=seeded"]
+
+
+def _cfg(*over):
+    return load_config(None, TINY + list(over))
+
+
+def test_cpt_rows_updates_and_resume(tmp_path):
+    from seal.experiments import cpt
+
+    cfg = _cfg("experiment=cpt", "data.n_eval=3", "cpt.samples=1", "cpt.update.epochs=2",
+               "cpt.update.batch_size=2", "cpt.update.grad_accum=2", "cpt.update.lora_r=8")
+    summary = cpt.main(cfg, tmp_path / "run")
+    assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "passage_only", "base_self_edits"]
+    assert all(r["n_passages"] == 3 and r["n_questions"] == 18 for r in summary["rows"])
+    up = summary["updates"]
+    assert up["passage_only"]["sequences"] == 3  # one per passage
+    assert up["base_self_edits"]["sequences"] > 3  # the self-edits' lines as well
+    assert up["passage_only"]["steps"] == 2  # ceil(ceil(3/2)/2) steps per epoch x 2 epochs
+    assert (tmp_path / "run" / "results.png").exists() and "## Updates" in (tmp_path / "run" / "report.md").read_text()
+    from seal.store import Store
+
+    n = Store(tmp_path / "run" / "store.sqlite").count_scores()
+    again = cpt.main(cfg, tmp_path / "run")  # finished rows are read back, not recomputed
+    assert again["rows"] == summary["rows"] and Store(tmp_path / "run" / "store.sqlite").count_scores() == n
+
+
+def test_cpt_full_finetuning_path(tmp_path):
+    from seal.experiments import cpt
+
+    cfg = _cfg("experiment=cpt", "data.n_eval=2", "cpt.samples=0", "cpt.update.mode=full", "cpt.update.lr=1e-4",
+               "cpt.update.epochs=3")
+    summary = cpt.main(cfg, tmp_path / "run")
+    assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "passage_only"]
+    u = summary["updates"]["passage_only"]
+    assert u["steps"] == 3 and u["last_loss"] < u["first_loss"]
+
+
+CONT = ["experiment=continual", "continual.sequences=2", "continual.steps=3", "continual.modes=[merge, library]"]
+
+
+def test_continual_matrices_and_forgetting(tmp_path):
+    from seal.experiments import continual
+
+    summary = continual.main(_cfg(*CONT), tmp_path / "run")
+    assert summary["sequences"] == 2 and summary["steps"] == 3
+    assert summary["matrix_mean"] == summary["modes"]["merge"]["matrix_mean"]
+    for mode in ("merge", "library"):
+        res = summary["modes"][mode]
+        m, sd = res["matrix_mean"], res["matrix_std"]
+        assert len(m) == 4 and all(len(row) == 3 for row in m) and len(sd) == 4
+        assert all(v is not None for v in m[0])  # row 0: the unedited model on all passages
+        for k in range(1, 4):  # lower triangular: after k edits, passages 0..k-1
+            assert all(v is not None for v in m[k][:k]) and all(v is None for v in m[k][k:])
+            assert all(0.0 <= v <= 1.0 for v in m[k][:k])
+        f = res["forgetting"]
+        assert f["per_passage"] == pytest.approx([m[j + 1][j] - m[3][j] for j in range(3)])
+    # both modes start from the same unedited model
+    assert summary["modes"]["library"]["matrix_mean"][0] == summary["modes"]["merge"]["matrix_mean"][0]
+    assert 0.0 <= summary["modes"]["library"]["routing_accuracy"] <= 1.0
+    run = tmp_path / "run"
+    assert (run / "continual.png").stat().st_size > 1000 and "## library" in (run / "report.md").read_text()
+    assert not any((run / "continual").rglob("*.safetensors"))  # intermediate models are gone
+    assert json.loads((run / "summary.json").read_text()) == summary
+
+
+def test_continual_resumes_mid_sequence_to_the_same_matrix(tmp_path, monkeypatch):
+    from seal.experiments import continual
+
+    cfg = _cfg(*CONT[:3], "continual.modes=[merge]")
+    reference = continual.main(cfg, tmp_path / "ref")
+
+    real = continual.answer_closed_book
+    calls = {"n": 0}
+
+    def crash_on_second_step(*a, **kw):  # 1st call: row 0; 2nd: step 1; 3rd (step 2) crashes
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated crash")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(continual, "answer_closed_book", crash_on_second_step)
+    with pytest.raises(KeyboardInterrupt):
+        continual.main(cfg, tmp_path / "run")
+    ck = tmp_path / "run" / "continual" / "merge-seq-0"
+    assert [p.name for p in ck.iterdir()] == ["step-2"]  # only the latest merged model is kept
+    monkeypatch.setattr(continual, "answer_closed_book", real)
+    resumed = continual.main(cfg, tmp_path / "run")
+    assert resumed["matrix_mean"] == reference["matrix_mean"]
+    assert np.allclose(np.array(resumed["matrix_std"], dtype=float), np.array(reference["matrix_std"], dtype=float),
+                       equal_nan=True)
+
+
+def test_continual_config_errors():
+    with pytest.raises(ConfigError, match="modes"):
+        _cfg("continual.modes=[merge, merge]")
+    with pytest.raises(ConfigError, match="experiment"):
+        _cfg("experiment=arcade")
+
+
+def test_tiny_recipe_configs_validate():
+    assert load_config("configs/tiny/cpt.yaml").experiment == "cpt"
+    assert load_config("configs/tiny/continual.yaml").continual.modes == ["merge", "library"]
