@@ -38,6 +38,12 @@ def test_unknown_section_suggests(tmp_path):
     ("inner.epochs=ten", "inner.epochs"),
     ("inner.engine=fast", "inner.engine"),
     ("generation.top_p=1.5", "generation.top_p"),
+    ("cpt.update.lr=0", "cpt.update.lr"),
+    ("cpt.update.mode=half", "cpt.update.mode"),
+    ("continual.steps=0", "continual.steps"),
+    ("ray.num_workers=0", "ray.num_workers"),
+    ("ray.num_gpus_per_worker=-1", "ray.num_gpus_per_worker"),
+    ("inner.backend=slurm", "inner.backend"),
 ])
 def test_bad_values_name_the_key(override, where):
     with pytest.raises(ConfigError, match=rf"{where}:"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seal.progress import progress
+from seal.progress import log, progress
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,28 @@ def decode_new_tokens(tokenizer, tokens: torch.Tensor, eos_ids: set[int]) -> str
     return tokenizer.decode(out, skip_special_tokens=True)
 
 
+def fit_context(encoded: list[list[int]], model, max_new_tokens: int) -> list[list[int]]:
+    """Prompts that would not fit the model's context window with `max_new_tokens` more tokens keep their
+    last tokens (the instruction that ends every prompt) and lose the start of the passage, with a warning."""
+    window = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not isinstance(window, int):
+        return encoded
+    keep = max(1, window - max_new_tokens)
+    cut = [ids for ids in encoded if len(ids) > keep]
+    if cut:
+        log.warning("%d prompt(s) longer than the context window (%d tokens with %d new) lose their first "
+                    "tokens (longest: %d)", len(cut), window, max_new_tokens, max(len(c) for c in cut))
+    bos = getattr(model.config, "bos_token_id", None)
+    return [ids if len(ids) <= keep else (ids[:1] + ids[-(keep - 1):] if keep > 1 and ids[0] == bos
+                                          else ids[-keep:]) for ids in encoded]
+
+
 @torch.no_grad()
 def generate_batch(model, tokenizer, prompts: list[str], params: SamplingParams, *, greedy: bool,
                    seed: int = 0) -> list[str]:
     """One generate call over `prompts` (left padded); returns the completions."""
     device = next(model.parameters()).device
-    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    encoded = fit_context([encode_prompt(tokenizer, p) for p in prompts], model, params.max_new_tokens)
     input_ids, mask = _pad_left(encoded, tokenizer.pad_token_id, device)
     if not greedy:
         torch.manual_seed(seed)

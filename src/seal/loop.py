@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from seal.domains.base import Context, InnerResult, Invalid, Job, Score, SelfEdit, UpdatePlan
+from seal.faults import crash_point
 from seal.generate import SamplingParams, greedy_answers
 from seal.progress import progress
 from seal.store import ScoreKey, Store, derive_seed
@@ -38,6 +39,7 @@ def sample_self_edits(store: Store, phase: str, round: int, loaded, domain, cont
     stream = generate(loaded, [(b, prompts[b]) for b in todo], params, seeds)
     with progress(f"{phase} r{round}: writing self-edits", sum(len(batches[b]) for b in todo)) as advance:
         for b, texts in stream:
+            crash_point("generate")
             edits = [SelfEdit(c.id, p, t, policy, s) for (c, s), p, t in zip(batches[b], prompts[b], texts)]
             store.put_self_edits(phase, round, edits)
             have.update({(e.context_id, e.sample): e for e in edits})
@@ -79,6 +81,7 @@ def score_self_edits(store: Store, phase: str, round: int, backend, loaded, doma
     todo = [ch for ch in chunks if any(keys[runnable[j]] not in have for j in ch)]
     with progress(f"{phase} r{round}: inner loops", sum(len(ch) for ch in todo)) as advance:
         for ch, results in backend.run_chunks(loaded, jobs, todo):
+            crash_point("inner")
             scored = []
             for j, res in zip(ch, results):
                 it = items[runnable[j]]

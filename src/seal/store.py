@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from seal.domains.base import Score, SelfEdit
+from seal.faults import crash_point
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,6 +84,7 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.executemany(sql, rows)
+            crash_point("store")
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

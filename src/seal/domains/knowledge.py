@@ -38,6 +38,7 @@ CHAT_USER = "{title}\n{context}"
 ANSWER_PROMPT = "Let's answer a question directly and concisely.\nQuestion: Topic: {title}\n{question}\nAnswer:\n"
 
 _NUMBERED = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # control characters but tab and newlines
 _SELF_QA_SPLIT = re.compile(r"(?=\bQuestion \d+:)")
 
 
@@ -50,7 +51,9 @@ def render_chat(tokenizer, system: str | None, user: str) -> str:
 
 
 def split_self_edit(completion: str, style: str, cfg: SequencesConfig) -> list[str]:
-    """The texts a self-edit contributes, split as the paper does (each behaviour a config switch)."""
+    """The texts a self-edit contributes, split as the paper does (each behaviour a config switch). Control
+    characters a model may emit are dropped first."""
+    completion = _CONTROL.sub("", completion)
     if style == "self_qa" and cfg.split_self_qa:
         text = "Question 1: " + completion  # the prompt ends with 'Question 1: '
         return [p.strip() for p in _SELF_QA_SPLIT.split(text) if p.strip()][: cfg.max_sequences]

@@ -23,6 +23,7 @@ import torch
 
 from seal.config import RestEMConfig, SFTConfig
 from seal.domains.base import Context, mean
+from seal.faults import crash_point
 from seal.progress import log
 from seal.store import RoundRecord, Score, ScoreKey
 
@@ -95,6 +96,7 @@ def sft_policy(loaded, examples: list[tuple[str, str]], cfg: SFTConfig, out_dir:
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(LogLoss())
     trainer.train()
+    crash_point("sft")
     trained = trainer.model
     merged = trained.merge_and_unload() if cfg.mode == "lora" else trained
     merged.requires_grad_(False)
