@@ -88,9 +88,9 @@ def test_continual_resumes_mid_sequence_to_the_same_matrix(tmp_path, monkeypatch
     real = continual.answer_closed_book
     calls = {"n": 0}
 
-    def crash_on_second_step(*a, **kw):  # 1st call: row 0; 2nd: step 1; 3rd (step 2) crashes
+    def crash_on_second_step(*a, **kw):  # calls 1-2: row 0 of both sequences; 3: step 1; 4 (step 2) crashes
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 4:
             raise KeyboardInterrupt("simulated crash")
         return real(*a, **kw)
 

@@ -73,3 +73,19 @@ def test_update_spec_from_config():
     spec = UpdateSpec.from_config(UpdateConfig(mode="full", lr=2e-5, epochs=2, batch_size=4, grad_accum=2))
     assert spec.mode == "full" and spec.optim.lr == 2e-5 and spec.grad_accum == 2
     assert spec.n_steps(9) == 2 * 2  # 3 micro-batches -> 2 steps per epoch
+
+
+def test_full_update_of_bf16_weights_keeps_fp32_master_weights(random_model_dir):
+    from seal.config import ModelConfig
+    from seal.model import load_model
+
+    loaded = load_model(ModelConfig(name_or_path=random_model_dir, dtype="bfloat16"))
+    before = _weights(loaded.model)
+    spec = UpdateSpec("full", optim=OptimSpec(lr=2e-5, epochs=8, batch_size=4, max_grad_norm=None))
+    finetune(loaded, _seqs(loaded.tokenizer, TEXTS), spec, seed=0)
+    w = "model.layers.0.mlp.down_proj.weight"
+    after = loaded.model.state_dict()[w]
+    assert after.dtype == torch.bfloat16  # cast back
+    # 8 AdamW steps of ~2e-5 each: single bf16 steps would mostly round away (weights ~0.02, bf16 spacing
+    # ~1e-4); accumulated in fp32 they move most weights
+    assert (after != before[w]).float().mean() > 0.5

@@ -7,6 +7,7 @@ call these four verbs, so the same recipe runs on a laptop or across a cluster:
     generate_batches(model, batches)  sampled completions, batch by batch, as each finishes
     chunks / run_chunks(model, jobs)  inner loops, chunk by chunk, as each finishes
     sft(model, examples, ...)         the ReST-EM M-step; returns the new checkpoint directory
+    save_copy(model, dir)             the policy unchanged as a checkpoint (a round that kept nothing)
 
 A chunk that raises is recorded as failed (every job in it gets the error) and the run goes on; a chunk that
 runs out of memory is split in halves and retried first.
@@ -64,6 +65,20 @@ def generate_local(loaded, batches: list[tuple[int, list[str]]], params: Samplin
         yield b, generate_batch(loaded.model, loaded.tokenizer, prompts, params, greedy=False, seed=seed)
 
 
+def save_model_copy(loaded, out_dir: Path) -> Path:
+    """Save `loaded` (model and tokenizer) as `out_dir`, atomically (written aside, then renamed)."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    loaded.model.save_pretrained(tmp, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
+
+
 class LocalBackend:
     """Everything in this process, on its one device."""
 
@@ -103,6 +118,9 @@ class LocalBackend:
         from seal.outer.restem import sft_policy
 
         return sft_policy(loaded, examples, self.cfg.restem.sft, out_dir, seed)
+
+    def save_copy(self, loaded, out_dir: Path) -> Path:
+        return save_model_copy(loaded, out_dir)
 
     def close(self) -> None:
         pass

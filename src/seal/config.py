@@ -272,6 +272,9 @@ class RayConfig(Section):
     )
     num_cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs per worker (also its torch threads).")
     sft_num_gpus: float = Field(1.0, ge=0.0, description="GPUs of the policy-SFT task (0 on CPUs).")
+    start_timeout_s: float = Field(
+        600.0, gt=0.0, description="How long to wait for the pool's workers to be placed and started."
+    )
     max_chunk_retries: int = Field(
         2, ge=0, le=20, description="Times a chunk whose worker died is retried on a fresh worker before it is "
         "recorded as failed."

@@ -9,8 +9,9 @@ the configured engine on the chunks it is sent. Chunks and generate batches are 
 every worker busy and stores each result as it arrives, so a crash loses at most the chunks in flight.
 
 Faults: a worker that dies (killed, out of memory, node lost) is replaced by a fresh actor and its chunk is
-retried, up to `ray.max_chunk_retries` times, then recorded as failed; a chunk that raises is a deterministic
-failure and is recorded as failed at once. Placement is Ray's: we only say how many GPUs/CPUs a worker needs.
+retried, up to `ray.max_chunk_retries` times, then recorded as failed; a chunk whose inner loops raise is a
+deterministic failure, recorded as failed by the worker at once; an error outside the inner loops (a
+checkpoint a worker cannot read) stops the run, as it would in one process. Placement is Ray's: we only say how many GPUs/CPUs a worker needs.
 
 Model paths must be readable by every worker: on more than one machine, put checkpoints (the run directory)
 on a shared filesystem.
@@ -56,6 +57,8 @@ class InnerWorker:
         torch.set_num_threads(max(1, threads))
         self.cfg = RunConfig.model_validate(cfg)
         self.engine = make_engine(self.cfg.inner)
+        if 0 < self.cfg.ray.num_gpus_per_worker < 1 and hasattr(self.engine, "memory_share"):
+            self.engine.memory_share = self.cfg.ray.num_gpus_per_worker  # workers sharing a GPU
         self.loaded = None
 
     def _model(self, path: str):
@@ -87,6 +90,13 @@ class InnerWorker:
         return generate_batch(loaded.model, loaded.tokenizer, prompts, params, greedy=False, seed=seed)
 
 
+def _save_task(cfg: dict, path: str, out_dir: str) -> str:
+    from seal.backend import save_model_copy
+    from seal.model import load_model
+
+    return str(save_model_copy(load_model(RunConfig.model_validate(cfg).model, path=path), Path(out_dir)))
+
+
 def _sft_task(cfg: dict, path: str, examples: list[tuple[str, str]], out_dir: str, seed: int) -> str:
     from seal.model import load_model
     from seal.outer.restem import sft_policy
@@ -111,9 +121,14 @@ class RayBackend:
                                                "SEAL_PROGRESS": "0"}})
         res = ray.cluster_resources()
         need = self.rc.num_gpus_per_worker
-        if need > 0 and res.get("GPU", 0) < need:
-            raise ConfigError(f"ray.num_gpus_per_worker is {need} but the Ray cluster has {res.get('GPU', 0):g} "
-                              "GPUs; set ray.num_gpus_per_worker=0 (and ray.sft_num_gpus=0) to run on CPUs")
+        if need > 0 and res.get("GPU", 0) < need * self.rc.num_workers:
+            raise ConfigError(f"{self.rc.num_workers} workers × {need:g} GPUs (ray.num_workers × "
+                              f"ray.num_gpus_per_worker) but the Ray cluster has {res.get('GPU', 0):g} GPUs; "
+                              "lower them, or set ray.num_gpus_per_worker=0 (and ray.sft_num_gpus=0) on CPUs")
+        if res.get("CPU", 0) < self.rc.num_cpus_per_worker * self.rc.num_workers:
+            raise ConfigError(f"{self.rc.num_workers} workers × {self.rc.num_cpus_per_worker:g} CPUs but the Ray "
+                              f"cluster has {res.get('CPU', 0):g} CPUs; lower ray.num_workers or "
+                              "ray.num_cpus_per_worker")
         self._actor_cls = ray.remote(InnerWorker)
         self.workers: list = []
         log.info("Ray: %d workers (%g GPUs, %g CPUs each); cluster has %g CPUs, %g GPUs", self.rc.num_workers,
@@ -131,8 +146,16 @@ class RayBackend:
                                                               int(self.rc.num_cpus_per_worker))
 
     def _ensure_workers(self) -> None:
+        """Start the pool if it is not running, and wait until every worker is up (placed and constructed)."""
+        if len(self.workers) >= self.rc.num_workers:
+            return
         while len(self.workers) < self.rc.num_workers:
             self.workers.append(self._new_worker())
+        try:
+            self.ray.get([w.pid.remote() for w in self.workers], timeout=self.rc.start_timeout_s)
+        except self.ray.exceptions.GetTimeoutError:
+            raise RuntimeError(f"the Ray workers did not start within {self.rc.start_timeout_s:g} s: the cluster "
+                               "cannot place them (see `ray status`)") from None
 
     def _stop_workers(self) -> None:
         for w in self.workers:
@@ -143,41 +166,60 @@ class RayBackend:
         self._ensure_workers()
         return self.ray.get([w.pid.remote() for w in self.workers])
 
+    def _worker_died(self, err: BaseException) -> bool:
+        ex = self.ray.exceptions
+        died = (ex.RayActorError, ex.OutOfMemoryError, ex.NodeDiedError, ex.WorkerCrashedError, ex.ObjectLostError)
+        return isinstance(err, died)
+
     def _stream(self, method: str, tasks: list[tuple[object, tuple]], on_fail) -> Iterator[tuple[object, object]]:
         """Run `worker.method(*args)` for every (key, args), each on the next free worker; yield (key, result)
-        as they finish. A dead worker is replaced and its task retried; `on_fail(key, err)` makes the result of
-        a task that raised or ran out of retries."""
+        as they finish. A worker that dies is replaced and its task retried, up to `ray.max_chunk_retries`
+        times, after which `on_fail(key, err)` makes the result. An exception raised by the task itself
+        (e.g. the model cannot be loaded) stops the run, as it would locally; a chunk's own errors never get
+        here (the worker records them per job)."""
         ray = self.ray
         self._ensure_workers()
         queue = deque((key, args, 0) for key, args in tasks)
         free = deque(range(len(self.workers)))
         running: dict = {}
-        while queue or running:
+
+        def dispatch():
             while queue and free:
                 slot = free.popleft()
                 key, args, attempt = queue.popleft()
                 running[getattr(self.workers[slot], method).remote(*args)] = (slot, key, args, attempt)
-            done, _ = ray.wait(list(running), num_returns=1)
-            ref = done[0]
-            slot, key, args, attempt = running.pop(ref)
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.RayActorError as err:
-                log.warning("Ray worker %d died (%s); starting a fresh one", slot, type(err).__name__)
-                self.ray.kill(self.workers[slot])
-                self.workers[slot] = self._new_worker()
-                free.append(slot)
-                if attempt < self.rc.max_chunk_retries:
-                    queue.append((key, args, attempt + 1))
+
+        try:
+            dispatch()
+            while running:
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                slot, key, args, attempt = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError:
+                    raise
+                except ray.exceptions.RayError as err:
+                    if not self._worker_died(err):
+                        raise
+                    log.warning("Ray worker %d died (%s); starting a fresh one", slot, type(err).__name__)
+                    self.ray.kill(self.workers[slot])
+                    self.workers[slot] = self._new_worker()
+                    free.append(slot)
+                    if attempt < self.rc.max_chunk_retries:
+                        queue.append((key, args, attempt + 1))
+                        dispatch()
+                        continue
+                    result = on_fail(key, RuntimeError(f"its worker died {attempt + 1} times ({type(err).__name__})"))
                 else:
-                    yield key, on_fail(key, RuntimeError(f"worker died {attempt + 1} times running this task"))
-                continue
-            except ray.exceptions.RayTaskError as err:
-                free.append(slot)
-                yield key, on_fail(key, err.cause if getattr(err, "cause", None) else err)
-                continue
-            free.append(slot)
-            yield key, result
+                    free.append(slot)
+                dispatch()  # keep the workers busy while the caller stores this result
+                yield key, result
+        finally:
+            for ref in running:  # an abandoned stream (the caller raised) leaves no queued work behind
+                try:
+                    ray.cancel(ref)
+                except Exception:  # noqa: BLE001 - already finished or its worker is gone
+                    pass
 
     # --- backend verbs ---
 
@@ -199,8 +241,11 @@ class RayBackend:
         return self._stream("generate", tasks, fail)
 
     def chunks(self, loaded, jobs: list[Job]) -> list[list[int]]:
-        self._ensure_workers()
-        return self.ray.get(self.workers[0].chunks.remote(loaded.path, jobs))
+        def fail(key, err):
+            raise RuntimeError(f"could not compute chunks on a Ray worker: {err}") from err
+
+        ((_, out),) = self._stream("chunks", [(0, (loaded.path, jobs))], fail)
+        return out
 
     def run_chunks(self, loaded, jobs: list[Job], chunks: list[list[int]]
                    ) -> Iterator[tuple[list[int], list[InnerResult]]]:
@@ -218,6 +263,23 @@ class RayBackend:
                                                   num_cpus=self.rc.num_cpus_per_worker, max_retries=1)
         return Path(self.ray.get(task.remote(self.cfg.model_dump(mode="json"), loaded.path, examples,
                                              str(Path(out_dir).resolve()), seed)))
+
+    def save_copy(self, loaded, out_dir: Path) -> Path:
+        """The unchanged policy as `out_dir` (a round that kept nothing): a copy of its directory, or saved by a
+        Ray task when it is a hub id."""
+        import shutil
+
+        out_dir = Path(out_dir)
+        if Path(loaded.path).is_dir():
+            tmp = out_dir.with_name(out_dir.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(loaded.path, tmp, ignore=shutil.ignore_patterns("trainer"))
+            shutil.rmtree(out_dir, ignore_errors=True)
+            tmp.rename(out_dir)
+            return out_dir
+        self._stop_workers()
+        task = self.ray.remote(_save_task).options(num_gpus=0, num_cpus=self.rc.num_cpus_per_worker)
+        return Path(self.ray.get(task.remote(self.cfg.model_dump(mode="json"), loaded.path, str(out_dir.resolve()))))
 
     def close(self) -> None:
         self._stop_workers()

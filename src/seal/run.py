@@ -76,7 +76,8 @@ def free(loaded) -> None:
     """Drop a model that is no longer needed (and its GPU memory)."""
     import torch
 
-    del loaded
+    if loaded is not None and hasattr(loaded, "model"):
+        loaded.model = None  # the caller's handle no longer keeps the weights alive
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seal.backend import save_model_copy
 from seal.config import RunConfig
 from seal.data import DataError
 from seal.domains.base import Context, Invalid, UpdatePlan
@@ -55,12 +56,17 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
     c = cfg.continual
     log.info("continual: %d sequences of %d passages, modes %s", c.sequences, c.steps, ", ".join(c.modes))
 
+    for s, ctxs in enumerate(seqs):
+        base_row(run, base, s, ctxs)
     out: dict[str, dict] = {}
     for mode in c.modes:
         mats, extra = [], {"passage_fallbacks": 0, "routed": 0, "routed_right": 0}
+        if mode == "merge":
+            free(base)  # each merge sequence loads its own copy
+        elif base.model is None:
+            base = load_model(cfg.model)
         with progress(f"continual {mode}: sequences", len(seqs)) as advance:
             for s, ctxs in enumerate(seqs):
-                base_row(run, base, s, ctxs)
                 if mode == "merge":
                     merge_sequence(run, s, ctxs)
                 else:
@@ -97,6 +103,12 @@ def _phase(mode: str, s: int) -> str:
     return f"continual/{mode}/seq-{s}"
 
 
+def _edit_phase(mode: str, s: int, k: int) -> str:
+    """Self-edits written by the unedited model (every library step, and the first merge step) are shared by
+    the modes, so that both start from the same update."""
+    return _phase("base", s) if mode == "library" or k == 1 else _phase(mode, s)
+
+
 def _have_step(run: RunContext, mode: str, s: int, k: int, ctxs: list[Context]) -> bool:
     have = run.store.scores(_phase(mode, s), k)
     return all(ScoreKey(_phase(mode, s), k, x.id) in have for x in ctxs[:k])
@@ -117,7 +129,7 @@ def step_plan(run: RunContext, loaded, mode: str, s: int, k: int, ctx: Context) 
     self-edit with nothing to train on is replaced by the passage alone (counted as a fallback)."""
     edit = None
     if run.cfg.continual.self_edit:
-        got = sample_self_edits(run.store, _phase(mode, s), k, loaded, run.domain, [ctx], 1, run.sampling,
+        got = sample_self_edits(run.store, _edit_phase(mode, s, k), k, loaded, run.domain, [ctx], 1, run.sampling,
                                 seed=run.cfg.seed, batch_size=1, policy=f"{mode}-step-{k - 1}")
         edit = got[(ctx.id, 0)]
     plan = run.domain.plan(ctx, edit)
@@ -131,7 +143,7 @@ def count_fallbacks(run: RunContext, mode: str, s: int, ctxs: list[Context]) -> 
     """Steps of a finished sequence whose stored self-edit was replaced by the passage alone."""
     n = 0
     for k, ctx in enumerate(ctxs, start=1):
-        edit = run.store.self_edits(_phase(mode, s), k).get((ctx.id, 0))
+        edit = run.store.self_edits(_edit_phase(mode, s, k), k).get((ctx.id, 0))
         n += edit is not None and isinstance(run.domain.plan(ctx, edit), Invalid)
     return n
 
@@ -140,23 +152,16 @@ def _spec(plan: UpdatePlan) -> UpdateSpec:
     return UpdateSpec("lora", plan.lora, plan.optim, 1)
 
 
-def _save_atomic(loaded, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    loaded.model.save_pretrained(tmp, safe_serialization=True)
-    loaded.tokenizer.save_pretrained(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
-
-
 def merge_sequence(run: RunContext, s: int, ctxs: list[Context]) -> None:
     """Steps 1..K of one sequence under merge, resuming from the latest kept checkpoint."""
     cfg, K = run.cfg, len(ctxs)
     ck_dir = run.run_dir / "continual" / f"merge-seq-{s}"
+    if _have_step(run, "merge", s, K, ctxs):  # finished earlier (the clean-up may have been interrupted)
+        if not cfg.continual.keep_checkpoints:
+            shutil.rmtree(ck_dir, ignore_errors=True)
+        return
     steps_on_disk = sorted(int(p.name.split("-")[1]) for p in ck_dir.glob("step-*") if not p.name.endswith(".tmp"))
     start = steps_on_disk[-1] if steps_on_disk else 0
-    if start == 0 and _have_step(run, "merge", s, K, ctxs):
-        return  # finished earlier and cleaned up
     loaded = load_model(cfg.model, path=str(ck_dir / f"step-{start}")) if start else load_model(cfg.model)
     for k in range(start, K + 1):
         if k > start:
@@ -164,7 +169,7 @@ def merge_sequence(run: RunContext, s: int, ctxs: list[Context]) -> None:
             plan = step_plan(run, loaded, "merge", s, k, ctx)
             finetune(loaded, list(plan.sequences), _spec(plan), derive_seed(cfg.seed, "continual", s, k),
                      description=f"seq {s} step {k}: update", verbose=False)
-            _save_atomic(loaded, ck_dir / f"step-{k}")
+            save_model_copy(loaded, ck_dir / f"step-{k}")
             if not cfg.continual.keep_checkpoints and k > 1:
                 shutil.rmtree(ck_dir / f"step-{k - 1}", ignore_errors=True)
         if k and not _have_step(run, "merge", s, k, ctxs):

@@ -112,6 +112,8 @@ class BatchedEngine:
     def __init__(self, max_adapters_per_batch: int = 0, eval_batch_size: int = 64):
         self.max_adapters = max_adapters_per_batch
         self.eval_batch_size = eval_batch_size
+        self.memory_share = 1.0  # the part of the device's free memory this engine may plan for (Ray workers
+        #                          sharing a GPU set it to their fraction)
 
     # --- chunking ---
 
@@ -120,7 +122,7 @@ class BatchedEngine:
             return self.max_adapters
         from seal.inner.memory import estimate_max_adapters
 
-        return estimate_max_adapters(loaded.model, jobs)
+        return estimate_max_adapters(loaded.model, jobs, headroom=0.7 * self.memory_share)
 
     def chunks(self, loaded, jobs: list[Job]) -> list[list[int]]:
         """Deterministic chunks of job indices: base-only jobs together, adapters grouped by LoRA shape and

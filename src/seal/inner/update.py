@@ -59,9 +59,9 @@ def train_steps(model, sequences: list[TrainSequence], optim: OptimSpec, grad_ac
         raise ValueError("nothing to train: the model has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=optim.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=optim.weight_decay)
     per_epoch = -(-len(sequences) // optim.batch_size)
-    epoch_micro = [step_batches(len(sequences), OptimSpec(epochs=1, batch_size=optim.batch_size), seed + e)
-                   for e in range(optim.epochs)]
-    steps = [ep[i:i + grad_accum] for ep in epoch_micro for i in range(0, per_epoch, grad_accum)]
+    micro = step_batches(len(sequences), optim, seed)  # the engines' data order: one shuffle per epoch
+    epochs = [micro[e * per_epoch:(e + 1) * per_epoch] for e in range(optim.epochs)]
+    steps = [ep[i:i + grad_accum] for ep in epochs for i in range(0, per_epoch, grad_accum)]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, len(steps), optim.schedule, optim.warmup_steps))
     device = next(model.parameters()).device
@@ -96,7 +96,9 @@ def finetune(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int
     """Train `loaded.model` on `sequences` and leave the update in its weights (LoRA is merged).
 
     On a non-finite loss a LoRA update is discarded and the weights are untouched; a full update leaves the
-    weights partly trained, so the caller must reload them (the error says so).
+    weights partly trained, so the caller must reload them (the error says so). Full finetuning of bf16/fp16
+    weights keeps fp32 master weights during training (4 bytes a parameter, plus AdamW's 8 and the
+    gradient's 4) and casts back at the end.
     """
     from peft import get_peft_model
 
@@ -111,20 +113,30 @@ def finetune(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int
     say("%s: %d sequences, %d tokens, %d optimiser steps (%s)", description, len(sequences), n_tokens,
         spec.n_steps(len(sequences)), spec.mode)
     if spec.mode == "full":
+        # AdamW steps on bf16/fp16 weights mostly round away (an update under half a bf16 step is lost):
+        # train fp32 master weights under autocast, then cast back
+        half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
+        dtype = next(model.parameters()).dtype
+        if half:
+            model.float()
         model.requires_grad_(True)
+        device = next(model.parameters()).device
         try:
-            losses = train_steps(model, sequences, spec.optim, spec.grad_accum, seed, description)
+            with torch.autocast(device.type, dtype=dtype, enabled=half):
+                losses = train_steps(model, sequences, spec.optim, spec.grad_accum, seed, description)
         except FloatingPointError as e:
             raise FloatingPointError(f"{e}; the weights are partly updated: reload the model") from None
         finally:
             model.requires_grad_(False)
             model.eval()
+            if half:
+                model.to(dtype)
         return UpdateResult(losses, time.perf_counter() - t0, n_tokens)
     if spec.mode != "lora":
         raise ValueError(f"unknown update mode '{spec.mode}'")
     peft_model = get_peft_model(model, peft_config(model, spec.lora))
-    init_adapter(peft_model, seed)
     try:
+        init_adapter(peft_model, seed)
         losses = train_steps(peft_model, sequences, spec.optim, spec.grad_accum, seed, description)
     except BaseException:
         peft_model.unload()

@@ -142,8 +142,8 @@ def run_round(r: int, run, policy, contexts: list[Context]) -> RoundRecord:
         examples = [(edits[(c, s)].prompt, edits[(c, s)].completion) for c, s, _ in kept]
         ckpt = run.backend.sft(policy, examples, ckpt, seed=cfg.seed + r)
     else:
-        log.warning("round %d kept no self-edit; the next round starts from the same policy", r)
-        ckpt = Path(policy.path)
+        log.warning("round %d kept no self-edit; the policy is saved unchanged", r)
+        ckpt = run.backend.save_copy(policy, ckpt)
     rec = round_record(r, ckpt, kept, scores, baselines, time.perf_counter() - t0)
     run.store.put_round(rec)
     return rec
