@@ -137,11 +137,20 @@ def _config_path(name: str) -> Path:
     _fail(f"{name} not found (run from the repository root)")
 
 
+DEMOS = {"knowledge": "configs/tiny/knowledge.yaml", "cpt": "configs/tiny/cpt.yaml",
+         "continual": "configs/tiny/continual.yaml"}
+
+
 @app.command()
-def demo(run_dir: Path = typer.Option(Path("runs/demo"), help="Run directory."),
+def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 9 min), cpt (3.5 min) or continual "
+                                                       "(3.5 min)."),
+         run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),
          set_: list[str] = SetOpt):
-    """SEAL on the built-in world and tiny model, on a CPU: 2 ReST-EM rounds and the results table."""
-    _run(_config_path("configs/tiny/knowledge.yaml"), set_, run_dir)
+    """An experiment on the built-in world and tiny model, on a CPU (default: 2 ReST-EM rounds and the table)."""
+    if which not in DEMOS:
+        _fail(f"unknown demo '{which}': choose one of {', '.join(DEMOS)}")
+    default = Path("runs/demo" if which == "knowledge" else f"runs/demo-{which}")
+    _run(_config_path(DEMOS[which]), set_, run_dir or default)
 
 
 @app.command("config-docs")

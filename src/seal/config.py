@@ -30,7 +30,7 @@ class ModelConfig(Section):
     name_or_path: str = Field(
         "tiny",
         description="Hugging Face causal LM: a local directory, a hub id, or `tiny` for the built-in model "
-        "pretrained on the synthetic world (`tiny-arc` for the ARC one).",
+        "pretrained on the synthetic world.",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype. `auto`: bfloat16 on CUDA, float32 on CPU."
@@ -49,20 +49,29 @@ class ModelConfig(Section):
 
 
 class SourceConfig(Section):
-    kind: Literal["records", "squad", "world"] = Field(
+    kind: Literal["records", "squad", "world", "arc", "arc_world"] = Field(
         "records",
         description="`records`: a JSON/JSONL file of {title, context, questions}; `squad`: a SQuAD dataset as "
         "`datasets` loads it (hub id, local dir, parquet or json), one record per passage; `world`: the built-in "
-        "synthetic world.",
+        "synthetic world; `arc`: an ARC-AGI challenges file (with `solutions`) or one task file; `arc_world`: "
+        "generated ARC-like tasks.",
     )
-    path: str | None = Field(None, description="File, directory or hub id (records/squad).")
+    path: str | None = Field(None, description="File, directory or hub id (records/squad/arc).")
+    solutions: str | None = Field(None, description="ARC solutions file matching the challenges file (`arc`).")
+    task_ids: list[str] | None = Field(None, description="`arc`: keep only these task ids (e.g. the paper's subset).")
     split: str | None = Field(
         None, description="`datasets` split for squad (train/validation); `train` or `eval` for the world."
     )
 
     @model_validator(mode="after")
     def _check(self):
-        if self.kind in ("records", "squad") and not self.path:
+        if self.kind == "arc" and self.path and not Path(self.path).exists():
+            raise ValueError(f"ARC challenges file does not exist: {self.path}")
+        if self.solutions and not Path(self.solutions).exists():
+            raise ValueError(f"ARC solutions file does not exist: {self.solutions}")
+        if self.kind == "arc_world" and self.split not in (None, "train", "eval"):
+            raise ValueError("arc_world split must be `train` or `eval`")
+        if self.kind in ("records", "squad", "arc") and not self.path:
             raise ValueError(f"data source of kind '{self.kind}' needs a `path`")
         if self.kind == "records" and self.path and not Path(self.path).exists():
             raise ValueError(f"records file does not exist: {self.path}")
@@ -259,6 +268,32 @@ class EvalConfig(Section):
     every_round: bool = Field(True, description="Rows `seal_round_r` for every round, not only the last.")
 
 
+# --- ARC -----------------------------------------------------------------------------------------------
+
+
+class ArcConfig(Section):
+    max_examples: int = Field(250, ge=1, le=10_000, description="TTT examples per self-edit, at most (the paper: 250).")
+    max_steps: int = Field(375, ge=1, description="A config needing more optimiser steps is not trained (reward 0).")
+    lora_r: int = Field(128, ge=1, le=1024, description="TTT LoRA rank (the paper: 128).")
+    lora_alpha: int = Field(16, ge=1, description="TTT LoRA alpha (the paper: 16).")
+    target_modules: list[str] = Field(
+        ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"], description="TTT LoRA targets (the paper's)."
+    )
+    batch_size: int = Field(2, ge=1, le=256, description="TTT batch size (the paper: 2).")
+    leave_out: list[int] = Field([1, 2], description="Leave-k-out task sizes built from the demonstrations.")
+    max_length: int = Field(8192, ge=64, description="TTT sequences are truncated to this many tokens.")
+    answer_max_new_tokens: int = Field(2048, ge=8, description="Upper bound of a predicted grid's tokens.")
+    per_family: int = Field(8, ge=1, le=10_000, description="`arc_world` sources: tasks per family and split.")
+    icl: bool = Field(True, description="Row: in-context learning only (no TTT).")
+    base_self_edits: bool = Field(True, description="Row: TTT with the base model's configs (no RL).")
+    oracle: dict | None = Field(
+        None,
+        description="Row `oracle_ttt` with this fixed tool config; None: the paper's (all augmentations, lr 1e-4, "
+        "2 epochs, output tokens).",
+    )
+    oracle_row: bool = Field(True, description="Row: TTT with the oracle config.")
+
+
 # --- ray ------------------------------------------------------------------------------------------------
 
 
@@ -345,10 +380,11 @@ class ContinualConfig(Section):
 
 
 class RunConfig(Section):
-    experiment: Literal["knowledge", "cpt", "continual"] = Field(
+    experiment: Literal["knowledge", "cpt", "continual", "arc"] = Field(
         "knowledge",
         description="`knowledge`: single-passage SEAL (ReST-EM rounds + table); `cpt`: many passages pooled into "
-        "one update; `continual`: passages edited one after another.",
+        "one update; `continual`: passages edited one after another; `arc`: few-shot ARC with tool-config "
+        "self-edits and test-time training.",
     )
     seed: int = Field(0, ge=0, description="Run seed; every sample's seed derives from it and the sample's key.")
     name: str = Field("run", description="Run name, used for the default run directory `runs/<name>`.")
@@ -363,6 +399,7 @@ class RunConfig(Section):
     restem: RestEMConfig = Field(default_factory=RestEMConfig, description="The outer RL loop.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="The results table.")
     ray: RayConfig = Field(default_factory=RayConfig, description="The Ray pool (`inner.backend: ray`).")
+    arc: ArcConfig = Field(default_factory=ArcConfig, description="`experiment: arc` settings.")
     cpt: CPTConfig = Field(default_factory=CPTConfig, description="`experiment: cpt` settings.")
     continual: ContinualConfig = Field(default_factory=ContinualConfig,
                                        description="`experiment: continual` settings.")

@@ -18,6 +18,23 @@ def read_source(src: SourceConfig, cfg: RunConfig) -> list[Context]:
     if src.kind == "squad":
         records = squad_to_records(src.path, src.split or "validation")
         return records[: cfg.data.max_records] if cfg.data.max_records else records
+    if src.kind == "arc":
+        from seal.domains.arc.domain import task_context
+        from seal.domains.arc.grids import load_arc
+
+        tasks = load_arc(src.path, src.solutions)
+        if src.task_ids is not None:
+            wanted = set(src.task_ids)
+            tasks = [t for t in tasks if t.id.split("/")[0] in wanted]
+            found = {t.id.split("/")[0] for t in tasks}
+            if wanted - found:
+                raise DataError(f"{src.path}: task ids not found: {', '.join(sorted(wanted - found)[:5])}")
+        return [task_context(t) for t in tasks]
+    if src.kind == "arc_world":
+        from seal.domains.arc.domain import task_context
+        from seal.domains.arc.world import world_tasks
+
+        return [task_context(t) for t in world_tasks(src.split or "eval", cfg.arc.per_family)]
     from seal.world.generator import default_world
 
     return list(default_world().split(src.split or "eval"))

@@ -1,0 +1,95 @@
+"""Few-shot ARC: self-edits that choose augmentations and training settings (the paper's second domain).
+
+    seal run configs/llama-3.2-1b/arc.yaml      # the paper's subsets, Llama-3.2-1B-Instruct, one GPU
+
+The same loop as knowledge incorporation, with the ARC domain (`seal.domains.arc`): the policy writes a JSON
+tool config for a task; the inner loop is test-time training on augmented leave-one-out tasks; the reward is
+1 when the adapted model's voted prediction of the test output is exact. Rows, on the eval tasks:
+
+    icl                in-context learning only (no TTT)
+    base_self_edits    TTT with configs written by the base model (no RL)
+    seal_round_r       TTT with configs written by the policy after r ReST-EM rounds
+    oracle_ttt         TTT with a fixed config (the paper's oracle, or `arc.oracle`)
+
+`accuracy` is the success rate over (task, self-edit) pairs, as the paper counts it; `best_of` the fraction
+of tasks that at least one self-edit solved; `invalid` the configs that could not be trained (reward 0).
+ReST-EM keeps the successful configs of each training task: set `restem.top_k` to at least
+`restem.samples` (the tiny and Llama configs do).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seal.backend import make_backend
+from seal.config import RunConfig
+from seal.domains.arc.domain import ArcDomain, ArcSettings, oracle_config
+from seal.domains.arc.selfedit import ToolConfig
+from seal.experiments.knowledge import eval_self_edit_row, training_passages
+from seal.loop import Item, score_self_edits
+from seal.outer.restem import run_round
+from seal.progress import log
+from seal.report import round_rows, summarize_row, write_report
+from seal.run import RunContext, open_run_dir, write_json
+from seal.sources import read_source
+
+
+def settings_of(cfg: RunConfig) -> ArcSettings:
+    a = cfg.arc
+    return ArcSettings(a.max_examples, a.max_steps, a.lora_r, a.lora_alpha, tuple(a.target_modules), a.batch_size,
+                       tuple(a.leave_out), a.max_length, a.answer_max_new_tokens)
+
+
+def main(cfg: RunConfig, run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    store = open_run_dir(run_dir, cfg)
+    train_pool = read_source(cfg.data.train, cfg)
+    eval_tasks = read_source(cfg.data.eval, cfg)[: cfg.data.n_eval]
+    backend = make_backend(cfg)
+    try:
+        base = backend.load()
+        domain = ArcDomain(base.tokenizer, settings_of(cfg), seed=cfg.seed)
+        run = RunContext(cfg, run_dir, store, domain, backend)
+        log.info("ARC: %d eval tasks, %d candidate training tasks; backend %s", len(eval_tasks), len(train_pool),
+                 backend.name)
+        rows = []
+        if cfg.arc.icl:
+            items = [Item(c, None, adapt=False) for c in eval_tasks]
+            rows.append(arc_row("icl", score_self_edits(store, "eval/icl", 0, backend, base, domain, items,
+                                                        seed=cfg.seed), eval_tasks))
+        if cfg.arc.base_self_edits:
+            rows.append(arc_row("base_self_edits", eval_self_edit_row(run, base, eval_tasks, "base", 0), eval_tasks))
+        if cfg.arc.oracle_row:
+            oracle = ToolConfig.model_validate(cfg.arc.oracle) if cfg.arc.oracle else oracle_config()
+            items = [Item(c, None, 0, rep, (("config", oracle),)) for c in eval_tasks
+                     for rep in range(cfg.eval.repeats)]
+            rows.append(arc_row("oracle_ttt", score_self_edits(store, "eval/oracle", 0, backend, base, domain, items,
+                                                               seed=cfg.seed), eval_tasks))
+        policy = base
+        done = {rec.round: rec for rec in store.rounds()}
+        for r in range(1, cfg.restem.rounds + 1):
+            if r not in done:
+                contexts = training_passages(cfg, train_pool, eval_tasks, r)
+                store.set_meta(f"train_passages/round-{r}", ",".join(c.id for c in contexts))
+                done[r] = run_round(r, run, policy, contexts)
+            if policy is not base:
+                backend.free(policy)
+            policy = backend.load(done[r].checkpoint)
+            if cfg.eval.every_round or r == cfg.restem.rounds:
+                rows.append(arc_row(f"seal_round_{r}", eval_self_edit_row(run, policy, eval_tasks, "seal", r),
+                                    eval_tasks))
+        summary = {"experiment": "arc", "rows": rows, "rounds": round_rows(store), "config": cfg.name,
+                   "engine": backend.engine_name, "backend": backend.name}
+        write_json(run_dir / "summary.json", summary)
+        write_report(run_dir)
+        return summary
+    finally:
+        backend.close()
+
+
+def arc_row(name: str, scores, tasks) -> dict:
+    """A table row, plus `best_of`: the fraction of tasks solved by at least one of their self-edits."""
+    row = summarize_row(name, scores, tasks)
+    solved = {k.context_id for k, s in scores.items() if s.accuracy > 0}
+    row["best_of"] = len(solved) / max(1, row["n_passages"])
+    return row
