@@ -284,6 +284,9 @@ class ArcConfig(Section):
     max_length: int = Field(8192, ge=64, description="TTT sequences are truncated to this many tokens.")
     answer_max_new_tokens: int = Field(2048, ge=8, description="Upper bound of a predicted grid's tokens.")
     per_family: int = Field(8, ge=1, le=10_000, description="`arc_world` sources: tasks per family and split.")
+    families: list[str] | None = Field(
+        None, description="`arc_world` sources: rule families to draw from (None: all; see seal.domains.arc.world)."
+    )
     icl: bool = Field(True, description="Row: in-context learning only (no TTT).")
     base_self_edits: bool = Field(True, description="Row: TTT with the base model's configs (no RL).")
     oracle: dict | None = Field(
@@ -292,6 +295,16 @@ class ArcConfig(Section):
         "2 epochs, output tokens).",
     )
     oracle_row: bool = Field(True, description="Row: TTT with the oracle config.")
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, v):
+        from seal.domains.arc.world import FAMILIES
+
+        unknown = [f for f in v or [] if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
+        return v
 
 
 # --- ray ------------------------------------------------------------------------------------------------

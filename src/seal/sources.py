@@ -34,7 +34,8 @@ def read_source(src: SourceConfig, cfg: RunConfig) -> list[Context]:
         from seal.domains.arc.domain import task_context
         from seal.domains.arc.world import world_tasks
 
-        return [task_context(t) for t in world_tasks(src.split or "eval", cfg.arc.per_family)]
+        families = tuple(cfg.arc.families) if cfg.arc.families else None
+        return [task_context(t) for t in world_tasks(src.split or "eval", cfg.arc.per_family, families)]
     from seal.world.generator import default_world
 
     return list(default_world().split(src.split or "eval"))

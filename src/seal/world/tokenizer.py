@@ -19,13 +19,16 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048):
-    """Train byte-level BPE on `texts`; returns a `PreTrainedTokenizerFast`."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048, individual_digits: bool = False):
+    """Train byte-level BPE on `texts`; returns a `PreTrainedTokenizerFast`. `individual_digits` keeps every
+    digit its own token (ARC grids: one token per cell)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                         if individual_digits else byte_level)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -15,9 +15,9 @@ Rule = Callable[[Grid], Grid]
 
 
 def _recolour(rng: random.Random) -> Rule:
+    """Three colours each replaced by another (never by itself, so the rule always changes something)."""
     colours = rng.sample(range(1, 10), 3)
-    targets = rng.sample(range(1, 10), 3)
-    table = dict(zip(colours, targets))
+    table = {c: rng.choice([t for t in range(1, 10) if t != c]) for c in colours}
     return lambda g: tuple(tuple(table.get(c, c) for c in row) for row in g)
 
 
@@ -44,10 +44,14 @@ def make_task(family: str, seed: int, n_train: int = 3, max_side: int = 4) -> Ar
     rng = random.Random(f"arc-{family}-{seed}")
     rule = FAMILIES[family](rng)
     grids: list[Grid] = []
-    while len(grids) < n_train + 1:
+    for _ in range(10_000):
         g = random_grid(rng, max_side=max_side)
         if g not in grids and rule(g) != g:  # an identity demo teaches nothing
             grids.append(g)
+        if len(grids) == n_train + 1:
+            break
+    else:
+        raise RuntimeError(f"could not draw {n_train + 1} distinct grids that {family} changes (seed {seed})")
     train = tuple(Example(g, rule(g)) for g in grids[:n_train])
     return ArcTask(f"{family}-{seed}", train, grids[-1], rule(grids[-1]))
 
