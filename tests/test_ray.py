@@ -61,7 +61,6 @@ def test_killed_workers_are_replaced_and_the_store_ends_complete(cluster, tmp_pa
     from seal.distributed import RayBackend
     from seal.domains.knowledge import KnowledgeDomain
     from seal.experiments.knowledge import load_passages
-    from seal.grading import make_grader
     from seal.loop import Item, score_self_edits
     from seal.store import Store
 
@@ -71,7 +70,7 @@ def test_killed_workers_are_replaced_and_the_store_ends_complete(cluster, tmp_pa
     backend = RayBackend(cfg)
     try:
         loaded = backend.load()
-        domain = KnowledgeDomain(loaded.tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner)
+        domain = KnowledgeDomain.from_config(loaded.tokenizer, cfg)
         items = [Item(c, None, 0, rep) for c in ctxs for rep in range(3)]  # 9 chunks of one inner loop
         store = Store(tmp_path / "store.sqlite")
         killed = []

@@ -86,6 +86,13 @@ class KnowledgeDomain:
         self.optim = OptimSpec(inner.lr, inner.epochs, inner.batch_size, inner.schedule, inner.warmup_steps,
                                inner.weight_decay, inner.max_grad_norm)
 
+    @classmethod
+    def from_config(cls, tokenizer, cfg) -> "KnowledgeDomain":
+        """The domain a run config describes (its grader, generation, sequence and inner-loop sections)."""
+        from seal.grading import make_grader
+
+        return cls(tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner)
+
     # --- prompts ---
 
     def prompt(self, context: Context) -> str:

@@ -27,7 +27,7 @@ from seal.domains.arc.domain import ArcDomain, ArcSettings, oracle_config
 from seal.domains.arc.selfedit import ToolConfig
 from seal.experiments.knowledge import eval_self_edit_row, training_passages
 from seal.loop import Item, score_self_edits
-from seal.outer.restem import run_round
+from seal.outer.restem import policies_by_round
 from seal.progress import log
 from seal.report import round_rows, summarize_row, write_report
 from seal.run import RunContext, open_run_dir, write_json
@@ -65,16 +65,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
                      for rep in range(cfg.eval.repeats)]
             rows.append(arc_row("oracle_ttt", score_self_edits(store, "eval/oracle", 0, backend, base, domain, items,
                                                                seed=cfg.seed), eval_tasks))
-        policy = base
-        done = {rec.round: rec for rec in store.rounds()}
-        for r in range(1, cfg.restem.rounds + 1):
-            if r not in done:
-                contexts = training_passages(cfg, train_pool, eval_tasks, r)
-                store.set_meta(f"train_passages/round-{r}", ",".join(c.id for c in contexts))
-                done[r] = run_round(r, run, policy, contexts)
-            if policy is not base:
-                backend.free(policy)
-            policy = backend.load(done[r].checkpoint)
+        for r, policy in policies_by_round(run, base, lambda r: training_passages(cfg, train_pool, eval_tasks, r)):
             if cfg.eval.every_round or r == cfg.restem.rounds:
                 rows.append(arc_row(f"seal_round_{r}", eval_self_edit_row(run, policy, eval_tasks, "seal", r),
                                     eval_tasks))

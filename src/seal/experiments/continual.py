@@ -36,7 +36,6 @@ from seal.config import RunConfig
 from seal.data import DataError
 from seal.domains.base import Context, Invalid, UpdatePlan
 from seal.domains.knowledge import KnowledgeDomain
-from seal.grading import make_grader
 from seal.inner.update import UpdateSpec, finetune
 from seal.loop import answer_closed_book, sample_self_edits
 from seal.model import load_model
@@ -51,7 +50,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
     store = open_run_dir(run_dir, cfg)
     seqs = draw_sequences(cfg)
     base = load_model(cfg.model)
-    domain = KnowledgeDomain(base.tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner)
+    domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
     run = RunContext(cfg, run_dir, store, domain)
     c = cfg.continual
     log.info("continual: %d sequences of %d passages, modes %s", c.sequences, c.steps, ", ".join(c.modes))

@@ -27,7 +27,6 @@ from seal.config import RunConfig
 from seal.data import DataError, paper_eval_split
 from seal.domains.base import Context, SelfEdit
 from seal.domains.knowledge import KnowledgeDomain
-from seal.grading import make_grader
 from seal.inner.update import UpdateSpec, finetune
 from seal.loop import answer_closed_book, sample_self_edits
 from seal.model import load_model
@@ -43,7 +42,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
     store = open_run_dir(run_dir, cfg)
     ctxs = cpt_passages(cfg)
     base = load_model(cfg.model)
-    domain = KnowledgeDomain(base.tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner)
+    domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
     run = RunContext(cfg, run_dir, store, domain)
     k = cfg.cpt.samples
     log.info("CPT: %d passages, %d questions, %d self-edits per passage, %s update", len(ctxs),

@@ -21,10 +21,9 @@ from seal.config import RunConfig
 from seal.data import paper_eval_split, select_passages
 from seal.domains.base import Context
 from seal.domains.knowledge import KnowledgeDomain
-from seal.grading import make_grader
 from seal.backend import make_backend
 from seal.loop import Item, sample_self_edits, score_self_edits
-from seal.outer.restem import run_round
+from seal.outer.restem import policies_by_round
 from seal.progress import log
 from seal.report import round_rows, summarize_row, write_report
 from seal.run import RunContext, open_run_dir, write_json
@@ -46,7 +45,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
 
 def _main(cfg: RunConfig, run_dir: Path, store, backend, train_pool, eval_ctxs) -> dict:
     base = backend.load()
-    domain = KnowledgeDomain(base.tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner)
+    domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
     run = RunContext(cfg, run_dir, store, domain, backend)
     log.info("%d eval passages, %d candidate training passages; engine %s, backend %s", len(eval_ctxs),
              len(train_pool), backend.engine_name, backend.name)
@@ -65,15 +64,7 @@ def _main(cfg: RunConfig, run_dir: Path, store, backend, train_pool, eval_ctxs) 
 
     # --- ReST-EM rounds, each followed by its row ---
     policy, last_policy_row = base, None
-    done = {rec.round: rec for rec in store.rounds()}
-    for r in range(1, cfg.restem.rounds + 1):
-        if r not in done:
-            contexts = training_passages(cfg, train_pool, eval_ctxs, r)
-            store.set_meta(f"train_passages/round-{r}", ",".join(c.id for c in contexts))
-            done[r] = run_round(r, run, policy, contexts)
-        if policy is not base:
-            backend.free(policy)
-        policy = backend.load(done[r].checkpoint)
+    for r, policy in policies_by_round(run, base, lambda r: training_passages(cfg, train_pool, eval_ctxs, r)):
         if cfg.eval.every_round or r == cfg.restem.rounds:
             last_policy_row = eval_self_edit_row(run, policy, eval_ctxs, "seal", r)
             rows.append(summarize_row(f"seal_round_{r}", last_policy_row, eval_ctxs))

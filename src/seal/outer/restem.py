@@ -147,3 +147,20 @@ def run_round(r: int, run, policy, contexts: list[Context]) -> RoundRecord:
     rec = round_record(r, ckpt, kept, scores, baselines, time.perf_counter() - t0)
     run.store.put_round(rec)
     return rec
+
+
+def policies_by_round(run, base, choose_contexts):
+    """Run ReST-EM rounds 1..R (reading back those the store already has), starting from `base`; after each,
+    yield (r, the round-r policy, loaded). `choose_contexts(r)` picks the round's training contexts; the
+    choice is recorded in the store."""
+    policy = base
+    done = {rec.round: rec for rec in run.store.rounds()}
+    for r in range(1, run.cfg.restem.rounds + 1):
+        if r not in done:
+            contexts = choose_contexts(r)
+            run.store.set_meta(f"train_passages/round-{r}", ",".join(c.id for c in contexts))
+            done[r] = run_round(r, run, policy, contexts)
+        if policy is not base:
+            run.backend.free(policy)
+        policy = run.backend.load(done[r].checkpoint)
+        yield r, policy
