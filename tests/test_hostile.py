@@ -207,7 +207,7 @@ def test_the_judge_key_never_reaches_logs_store_or_reports(tmp_path, monkeypatch
     monkeypatch.setenv("SEAL_TEST_JUDGE_KEY", secret)
     caplog.set_level(logging.DEBUG)
     cfg = load_config(None, [
-        f"model.name_or_path={random_model_dir}", f"data.train.kind=records", f"data.train.path={records_file}",
+        f"model.name_or_path={random_model_dir}", "data.train.kind=records", f"data.train.path={records_file}",
         "data.eval.kind=records", f"data.eval.path={records_file}", "data.n_eval=2", "generation.max_new_tokens=8",
         "inner.epochs=1", "inner.lora_r=4", "inner.lora_alpha=8", "inner.answer_max_new_tokens=4",
         "restem.rounds=0", "grader.kind=judge", f"grader.judge.base_url=http://127.0.0.1:{server.server_port}/v1",

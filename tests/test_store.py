@@ -38,3 +38,11 @@ def test_invalid_and_failed_scores_are_zero(tmp_path):
     out = st.scores("p", 0)
     assert out[ScoreKey("p", 0, "c")].invalid == "empty self-edit"
     assert out[ScoreKey("p", 0, "d")].accuracy == 0.0
+
+
+def test_has_scores_needs_every_context_at_sample_0_repeat_0(tmp_path):
+    st = Store(tmp_path / "s.sqlite")
+    st.put_scores([(ScoreKey("p", 1, "a"), Score([True], ["x"])), (ScoreKey("p", 1, "b", sample=1), Score([True], ["x"]))])
+    assert st.has_scores("p", 1, ["a"]) and st.has_scores("p", 1, [])
+    assert not st.has_scores("p", 1, ["a", "b"])  # b only has sample 1
+    assert not st.has_scores("p", 2, ["a"]) and not st.has_scores("q", 1, ["a"])

@@ -66,17 +66,13 @@ def generate_local(loaded, batches: list[tuple[int, list[str]]], params: Samplin
 
 
 def save_model_copy(loaded, out_dir: Path) -> Path:
-    """Save `loaded` (model and tokenizer) as `out_dir`, atomically (written aside, then renamed)."""
-    import shutil
+    """Save `loaded` (model and tokenizer) as `out_dir`, atomically."""
+    from seal.run import atomic_dir
 
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    loaded.model.save_pretrained(tmp, safe_serialization=True)
-    loaded.tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return out_dir
+    with atomic_dir(out_dir) as tmp:
+        loaded.model.save_pretrained(tmp, safe_serialization=True)
+        loaded.tokenizer.save_pretrained(tmp)
+    return Path(out_dir)
 
 
 class LocalBackend:

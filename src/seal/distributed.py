@@ -11,7 +11,8 @@ every worker busy and stores each result as it arrives, so a crash loses at most
 Faults: a worker that dies (killed, out of memory, node lost) is replaced by a fresh actor and its chunk is
 retried, up to `ray.max_chunk_retries` times, then recorded as failed; a chunk whose inner loops raise is a
 deterministic failure, recorded as failed by the worker at once; an error outside the inner loops (a
-checkpoint a worker cannot read) stops the run, as it would in one process. Placement is Ray's: we only say how many GPUs/CPUs a worker needs.
+checkpoint a worker cannot read) stops the run, as it would in one process. Placement is Ray's: we only say
+how many GPUs/CPUs a worker needs.
 
 Model paths must be readable by every worker: on more than one machine, put checkpoints (the run directory)
 on a shared filesystem.
@@ -269,13 +270,12 @@ class RayBackend:
         Ray task when it is a hub id."""
         import shutil
 
+        from seal.run import atomic_dir
+
         out_dir = Path(out_dir)
         if Path(loaded.path).is_dir():
-            tmp = out_dir.with_name(out_dir.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(loaded.path, tmp, ignore=shutil.ignore_patterns("trainer"))
-            shutil.rmtree(out_dir, ignore_errors=True)
-            tmp.rename(out_dir)
+            with atomic_dir(out_dir) as tmp:
+                shutil.copytree(loaded.path, tmp, ignore=shutil.ignore_patterns("trainer"))
             return out_dir
         self._stop_workers()
         task = self.ray.remote(_save_task).options(num_gpus=0, num_cpus=self.rc.num_cpus_per_worker)

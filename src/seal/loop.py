@@ -108,7 +108,8 @@ def answer_closed_book(model, tokenizer, domain, contexts: list[Context], batch_
     `route`, if given, holds one key per probe (in context, then probe order), e.g. the adapter that answers
     it; probes are answered grouped by key, calling `activate(key)` before each group.
     """
-    probes = [p for c in contexts for p in domain.probes(c)]
+    per_context = [domain.probes(c) for c in contexts]
+    probes = [p for ps in per_context for p in ps]
     if route is not None and len(route) != len(probes):
         raise ValueError(f"route has {len(route)} keys for {len(probes)} probes")
     groups: dict[object, list[int]] = {}
@@ -122,8 +123,7 @@ def answer_closed_book(model, tokenizer, domain, contexts: list[Context], batch_
         for i, a in zip(idx, greedy_answers(model, tokenizer, [probes[i].prompt for i in idx], max_new, batch_size)):
             answers[i] = a
     scores, start = {}, 0
-    for c in contexts:
-        n = len(domain.probes(c))
-        scores[c.id] = domain.score(c, InnerResult(answers[start:start + n]))
-        start += n
+    for c, ps in zip(contexts, per_context):
+        scores[c.id] = domain.score(c, InnerResult(answers[start:start + len(ps)]))
+        start += len(ps)
     return scores

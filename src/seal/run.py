@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -81,6 +84,18 @@ def free(loaded) -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Write a directory atomically: fill the yielded `<path>.tmp`; it replaces `path` only when the block
+    finishes, so a crash leaves the old directory (or none), never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    yield tmp
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
 
 
 def write_json(path: Path, data) -> None:

@@ -134,6 +134,12 @@ class Store:
                                                     invalid, n_steps)
         return out
 
+    def has_scores(self, phase: str, round: int, context_ids: Iterable[str]) -> bool:
+        """Whether every context has its (sample 0, repeat 0) score in (phase, round)."""
+        have = {r[0] for r in self.db.execute("SELECT context_id FROM scores WHERE phase=? AND round=? AND "
+                                              "sample=0 AND repeat=0", (phase, round))}
+        return set(context_ids) <= have
+
     def phases(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT phase FROM scores ORDER BY phase")]
 

@@ -40,7 +40,7 @@ from seal.inner.update import UpdateSpec, finetune
 from seal.loop import answer_closed_book, sample_self_edits
 from seal.model import load_model
 from seal.progress import log, progress
-from seal.run import RunContext, free, open_run_dir, write_json
+from seal.run import RunContext, atomic_dir, free, open_run_dir, write_json
 from seal.sources import read_source
 from seal.store import ScoreKey, derive_seed
 
@@ -59,7 +59,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
         base_row(run, base, s, ctxs)
     out: dict[str, dict] = {}
     for mode in c.modes:
-        mats, extra = [], {"passage_fallbacks": 0, "routed": 0, "routed_right": 0}
+        mats, fallbacks, routed, routed_right = [], 0, 0, 0
         if mode == "merge":
             free(base)  # each merge sequence loads its own copy
         elif base.model is None:
@@ -69,14 +69,15 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
                 if mode == "merge":
                     merge_sequence(run, s, ctxs)
                 else:
-                    library_sequence(run, base, s, ctxs, extra)
+                    right, total = library_sequence(run, base, s, ctxs)
+                    routed_right, routed = routed_right + right, routed + total
                 mats.append(sequence_matrix(run, mode, s, ctxs))
-                extra["passage_fallbacks"] += count_fallbacks(run, mode, s, ctxs)
+                fallbacks += count_fallbacks(run, mode, s, ctxs)
                 advance()
         out[mode] = matrix_summary(np.stack(mats))
-        out[mode]["passage_fallbacks"] = extra["passage_fallbacks"]
+        out[mode]["passage_fallbacks"] = fallbacks
         if mode == "library":
-            out[mode]["routing_accuracy"] = extra["routed_right"] / max(1, extra["routed"])
+            out[mode]["routing_accuracy"] = routed_right / max(1, routed)
     free(base)
 
     first = out[c.modes[0]]
@@ -109,15 +110,13 @@ def _edit_phase(mode: str, s: int, k: int) -> str:
 
 
 def _have_step(run: RunContext, mode: str, s: int, k: int, ctxs: list[Context]) -> bool:
-    have = run.store.scores(_phase(mode, s), k)
-    return all(ScoreKey(_phase(mode, s), k, x.id) in have for x in ctxs[:k])
+    return run.store.has_scores(_phase(mode, s), k, [x.id for x in ctxs[:k]])
 
 
 def base_row(run: RunContext, base, s: int, ctxs: list[Context]) -> None:
     """Row 0: the unedited model on all K passages (shared by both modes)."""
     phase = _phase("base", s)
-    have = run.store.scores(phase, 0)
-    if all(ScoreKey(phase, 0, x.id) in have for x in ctxs):
+    if run.store.has_scores(phase, 0, [x.id for x in ctxs]):
         return
     scores = answer_closed_book(base.model, base.tokenizer, run.domain, ctxs, run.cfg.inner.eval_batch_size)
     run.store.put_scores([(ScoreKey(phase, 0, cid), sc) for cid, sc in scores.items()])
@@ -196,8 +195,9 @@ def embed(loaded, texts: list[str], batch_size: int = 32) -> torch.Tensor:
     return torch.cat(out)
 
 
-def library_sequence(run: RunContext, base, s: int, ctxs: list[Context], extra: dict) -> None:
-    """Steps 1..K of one sequence under library: one adapter per passage, the base weights never change."""
+def library_sequence(run: RunContext, base, s: int, ctxs: list[Context]) -> tuple[int, int]:
+    """Steps 1..K of one sequence under library: one adapter per passage, the base weights never change.
+    Returns (questions routed to their own passage, questions) once all K passages are in the library."""
     from peft import PeftModel, get_peft_model
 
     from seal.inner.sequential import init_adapter, peft_config
@@ -209,8 +209,6 @@ def library_sequence(run: RunContext, base, s: int, ctxs: list[Context], extra: 
     probes = [(j, p) for j, x in enumerate(ctxs) for p in run.domain.probes(x)]
     queries = embed(base, [p.prompt for _, p in probes])
     final = (queries @ keys.T).argmax(1).tolist()  # routing once all K passages are in the library
-    extra["routed"] += len(probes)
-    extra["routed_right"] += sum(r == j for r, (j, _) in zip(final, probes))
     for k in range(1, K + 1):
         if _have_step(run, "library", s, k, ctxs):
             continue
@@ -222,10 +220,8 @@ def library_sequence(run: RunContext, base, s: int, ctxs: list[Context], extra: 
                 init_adapter(pm, derive_seed(cfg.seed, "continual", s, k))
                 train_steps(pm, list(plan.sequences), plan.optim, 1, derive_seed(cfg.seed, "continual", s, k),
                             description=f"seq {s} step {k}: adapter")
-                tmp = path.with_name(path.name + ".tmp")
-                shutil.rmtree(tmp, ignore_errors=True)
-                pm.save_pretrained(tmp)
-                tmp.rename(path)
+                with atomic_dir(path) as tmp:
+                    pm.save_pretrained(tmp)
             finally:
                 pm.unload()
                 base.model.requires_grad_(False)
@@ -246,6 +242,7 @@ def library_sequence(run: RunContext, base, s: int, ctxs: list[Context], extra: 
         run.store.put_scores([(ScoreKey(_phase("library", s), k, cid), sc) for cid, sc in scores.items()])
     if not cfg.continual.keep_checkpoints:
         shutil.rmtree(lib, ignore_errors=True)
+    return sum(r == j for r, (j, _) in zip(final, probes)), len(probes)
 
 
 def sequence_matrix(run: RunContext, mode: str, s: int, ctxs: list[Context]) -> np.ndarray:

@@ -24,9 +24,10 @@ import json
 from pathlib import Path
 
 from seal.config import RunConfig
-from seal.data import DataError, paper_eval_split
+from seal.data import DataError
 from seal.domains.base import Context, SelfEdit
 from seal.domains.knowledge import KnowledgeDomain
+from seal.experiments.knowledge import eval_split
 from seal.inner.update import UpdateSpec, finetune
 from seal.loop import answer_closed_book, sample_self_edits
 from seal.model import load_model
@@ -67,7 +68,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
         plans.append(("passage_only", {}))
     plans += list(edits.items())
     for name, by_ctx in plans:
-        if not complete(run, ctxs, name):
+        if not store.has_scores(f"cpt/{name}", 0, [c.id for c in ctxs]):
             free(base)
             base = load_model(cfg.model)  # every row updates a fresh copy of the base weights
             sequences = [s for c in ctxs for s in domain.corpus_sequences(c, by_ctx.get(c.id, []))]
@@ -93,7 +94,7 @@ def cpt_passages(cfg: RunConfig) -> list[Context]:
     pool = read_source(cfg.data.eval, cfg)
     if n > len(pool):
         raise DataError(f"cpt.n_passages is {n} but the eval source has only {len(pool)} passages")
-    return paper_eval_split(pool, n, seed=42 if cfg.data.eval_selection == "paper" else cfg.seed)
+    return eval_split(cfg, pool, n)
 
 
 def write_self_edits(run: RunContext, loaded, ctxs: list[Context], who: str) -> dict[str, list[SelfEdit]]:
@@ -103,15 +104,10 @@ def write_self_edits(run: RunContext, loaded, ctxs: list[Context], who: str) -> 
     return {c.id: [got[(c.id, s)] for s in range(cfg.cpt.samples)] for c in ctxs}
 
 
-def complete(run: RunContext, ctxs: list[Context], name: str) -> bool:
-    have = run.store.scores(f"cpt/{name}", 0)
-    return all(ScoreKey(f"cpt/{name}", 0, c.id) in have for c in ctxs)
-
-
 def row_scores(run: RunContext, loaded, ctxs: list[Context], name: str):
     """The row's stored scores, or `loaded` answering every question now (and stored at once)."""
     phase = f"cpt/{name}"
-    if not complete(run, ctxs, name):
+    if not run.store.has_scores(phase, 0, [c.id for c in ctxs]):
         scores = answer_closed_book(loaded.model, loaded.tokenizer, run.domain, ctxs, run.cfg.inner.eval_batch_size)
         run.store.put_scores([(ScoreKey(phase, 0, cid), s) for cid, s in scores.items()])
     return run.store.scores(phase, 0)

@@ -89,14 +89,18 @@ def _main(cfg: RunConfig, run_dir: Path, store, backend, train_pool, eval_ctxs) 
 def load_passages(cfg: RunConfig) -> tuple[list[Context], list[Context]]:
     """(training pool, eval passages): the paper's eval split, and training candidates disjoint from it."""
     eval_all = read_source(cfg.data.eval, cfg)
-    seed = 42 if cfg.data.eval_selection == "paper" else cfg.seed
-    eval_ctxs = paper_eval_split(eval_all, cfg.data.n_eval, seed=seed)
+    eval_ctxs = eval_split(cfg, eval_all, cfg.data.n_eval)
     same = cfg.data.train == cfg.data.eval
     train_pool = eval_all if same else read_source(cfg.data.train, cfg)
     if same or cfg.data.disjoint:
         held_out = {c.id for c in eval_ctxs}
         train_pool = [c for c in train_pool if c.id not in held_out]
     return train_pool, eval_ctxs
+
+
+def eval_split(cfg: RunConfig, pool: list[Context], n: int) -> list[Context]:
+    """The first `n` of `pool` shuffled as `data.eval_selection` says: the paper's seed 42, or the run seed."""
+    return paper_eval_split(pool, n, seed=42 if cfg.data.eval_selection == "paper" else cfg.seed)
 
 
 def training_passages(cfg: RunConfig, pool: list[Context], eval_ctxs: list[Context], r: int) -> list[Context]:

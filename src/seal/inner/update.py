@@ -115,8 +115,8 @@ def finetune(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int
     if spec.mode == "full":
         # AdamW steps on bf16/fp16 weights mostly round away (an update under half a bf16 step is lost):
         # train fp32 master weights under autocast, then cast back
-        half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
         dtype = next(model.parameters()).dtype
+        half = dtype in (torch.bfloat16, torch.float16)
         if half:
             model.float()
         model.requires_grad_(True)

@@ -25,6 +25,7 @@ from seal.config import RestEMConfig, SFTConfig
 from seal.domains.base import Context, mean
 from seal.faults import crash_point
 from seal.progress import log
+from seal.run import atomic_dir
 from seal.store import RoundRecord, Score, ScoreKey
 
 
@@ -74,10 +75,9 @@ def sft_policy(loaded, examples: list[tuple[str, str]], cfg: SFTConfig, out_dir:
 
     model, tok = loaded.model, loaded.tokenizer
     cuda = loaded.device.type == "cuda"
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    scratch = out_dir.with_name(out_dir.name + ".trainer")  # the trainer's own files; nothing is kept there
     args = TrlSFTConfig(
-        output_dir=str(tmp / "trainer"), learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
+        output_dir=str(scratch), learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
         max_length=cfg.max_length, weight_decay=cfg.weight_decay, lr_scheduler_type="linear", warmup_steps=0,
         logging_steps=10, save_strategy="no", report_to=[], seed=seed, data_seed=seed, bf16=cuda and
@@ -101,11 +101,10 @@ def sft_policy(loaded, examples: list[tuple[str, str]], cfg: SFTConfig, out_dir:
     merged = trained.merge_and_unload() if cfg.mode == "lora" else trained
     merged.requires_grad_(False)
     merged.eval()
-    merged.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+    shutil.rmtree(scratch, ignore_errors=True)
     del trainer, trained
     gc.collect()
     return out_dir

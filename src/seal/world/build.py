@@ -15,7 +15,6 @@ import json
 import os
 import random
 import re
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from seal.progress import log, progress
+from seal.run import atomic_dir
 from seal.world import pools as P
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny-knowledge"
@@ -187,17 +187,14 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
             log.info("epoch %d: loss %.3f", epoch + 1, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
     model.eval()
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    (tmp / "seal_build.json").write_text(json.dumps(
-        {"spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed,
-         "seconds": time.time() - t0,
-         "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes,
-         "torch": torch.__version__}, indent=2))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / "seal_build.json").write_text(json.dumps(
+            {"spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed,
+             "seconds": time.time() - t0,
+             "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes,
+             "torch": torch.__version__}, indent=2))
     return out_dir
 
 

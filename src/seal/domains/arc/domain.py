@@ -23,6 +23,7 @@ from seal.domains.arc.selfedit import ToolConfig, parse_tool_config
 from seal.domains.base import (QA, Context, InnerResult, Invalid, LoraSpec, OptimSpec, Probe, Score, SelfEdit,
                                TrainSequence, UpdatePlan)
 from seal.generate import encode_prompt
+from seal.store import derive_seed
 
 TASK_INTRO = ("Find the rule that turns each input grid into its output grid, then apply it to the test input. "
               "Grids are rows of digits 0-9.")
@@ -175,7 +176,7 @@ class ArcDomain:
         if t.num_train_epochs == 0:
             return Invalid("num_train_epochs is 0: nothing to train")
         task: ArcTask = context.payload
-        tasks = ttt_tasks(task, config.groups, self.settings, seed=hash_seed(self.seed, context.id))
+        tasks = ttt_tasks(task, config.groups, self.settings, seed=derive_seed(self.seed, context.id))
         if not tasks:
             return Invalid("no training examples (the task has a single demonstration)")
         steps = -(-len(tasks) // self.settings.batch_size) * t.num_train_epochs
@@ -230,12 +231,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def hash_seed(*key) -> int:
-    from seal.store import derive_seed
-
-    return derive_seed(*key)
 
 
 def task_context(task: ArcTask) -> Context:
