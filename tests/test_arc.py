@@ -179,6 +179,20 @@ def test_ttt_tasks_leave_one_and_two_out_filtered_deduplicated_capped():
     assert ttt_tasks(task, tuple(GROUPS), ArcSettings(max_examples=50), seed=0) == many  # seeded
 
 
+def test_unaugmented_tasks_come_first_and_colours_change_only_when_asked():
+    task = _arc_task(3)
+    colours = {c for e in task.train for g in (e.input, e.output) for row in g for c in row}
+    used = lambda tasks: [{c for e in [*tr, q] for g in (e.input, e.output) for row in g for c in row}
+                          for tr, q in tasks]
+    out = ttt_tasks(task, ("basic",), ArcSettings(max_examples=40), seed=0)
+    demos = set(task.train)
+    assert all(set(tr) | {q} <= demos for tr, q in out[:9]) and not all(set(tr) | {q} <= demos for tr, q in out[9:])
+    assert all(u <= colours for u in used(out))  # geometric augmentations keep the colours
+    permuted = ttt_tasks(task, ("basic",), ArcSettings(max_examples=40, permute_colors=True), seed=0)
+    assert all(u <= colours for u in used(permuted[:9]))  # the task's own examples never are
+    assert sum(not u <= colours for u in used(permuted[9:])) > 20
+
+
 def test_grids_over_30_are_filtered():
     big = tuple(tuple(1 for _ in range(20)) for _ in range(20))
     task = ArcTask("big", (Example(big, big),) * 3, big, big)
@@ -331,5 +345,40 @@ def test_every_family_draws_tasks_for_many_seeds_and_families_are_validated():
         for seed in range(300):
             t = make_task(family, seed, n_train=4)
             assert len({e.input for e in t.train}) == 4 and all(e.output != e.input for e in t.train)
+    maps = [make_task("colour_map_3", seed) for seed in range(20)]
+    pairs = {(a, b) for t in maps for e in t.train for ra, rb in zip(e.input, e.output) for a, b in zip(ra, rb)}
+    table = dict(pairs)
+    assert len(table) == len(pairs) == 10 and table[0] == 0  # one fixed map over all tasks of the family
+    assert all(table[c] != c for c in range(1, 10)) and sorted(table.values()) == list(range(10))
+    for seed in range(100):  # a per-task recolouring can be read off the demonstrations
+        t = make_task("recolour", seed)
+        shown = {c for e in t.train for row in e.input for c in row}
+        assert {c for row in t.test_input for c in row} <= shown
     with pytest.raises(ConfigError, match="unknown families"):
         load_config(None, ["arc.families=[rotate45]"])
+
+
+def test_config_profiles_count_what_the_policy_chose(tmp_path):
+    import json
+
+    from seal.domains.base import SelfEdit
+    from seal.experiments.arc import config_profile, config_profiles
+    from seal.store import Store
+
+    def cfg(lr, epochs, basic):
+        return json.dumps({"data_generation": {"use_basic_augmentations": basic, "use_size_augmentations": False,
+                                               "use_chain_augmentations": False, "use_repeat_augmentations": False},
+                           "training": {"strategy": "train_using_output_tokens", "learning_rate": lr,
+                                        "num_train_epochs": epochs}})
+
+    p = config_profile([cfg(1e-4, 1, True), cfg(1e-3, 3, False), cfg(1e-2, 5, True), "not json"])
+    assert p["n"] == 4 and p["valid"] == 3 and p["median_lr"] == 1e-3 and p["mean_epochs"] == 3
+    assert p["uses_basic"] == pytest.approx(2 / 3) and p["uses_size"] == 0 and p["output_only"] == 1
+    assert config_profile(["{}"]) == {"n": 1, "valid": 0}
+    store = Store(tmp_path / "s.sqlite")
+    store.put_self_edits("train", 1, [SelfEdit("a", "p", cfg(1e-3, 2, s == 0), "base", s) for s in range(3)])
+    store.put_kept(1, [("a", 0, 1.0)])
+    profiles = config_profiles(store)
+    assert set(profiles) == {"train_r1", "train_kept_r1"}
+    assert profiles["train_kept_r1"]["n"] == 1 and profiles["train_kept_r1"]["uses_basic"] == 1
+    assert profiles["train_r1"]["uses_basic"] == pytest.approx(1 / 3)

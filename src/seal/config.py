@@ -283,6 +283,10 @@ class ArcConfig(Section):
     leave_out: list[int] = Field([1, 2], description="Leave-k-out task sizes built from the demonstrations.")
     max_length: int = Field(8192, ge=64, description="TTT sequences are truncated to this many tokens.")
     answer_max_new_tokens: int = Field(2048, ge=8, description="Upper bound of a predicted grid's tokens.")
+    permute_colors: bool = Field(
+        False, description="Also give each augmented TTT task a random colour permutation (it changes the rule of a "
+        "colour-mapping task, so it is off by default)."
+    )
     per_family: int = Field(8, ge=1, le=10_000, description="`arc_world` sources: tasks per family and split.")
     families: list[str] | None = Field(
         None, description="`arc_world` sources: rule families to draw from (None: all; see seal.domains.arc.world)."

@@ -94,6 +94,17 @@ def write_report(run_dir: str | Path) -> Path:
         lines += [f"| {name} | {u['sequences']} | {u['tokens']} | {u['steps']} | {u['first_loss']:.3f} | "
                   f"{u['last_loss']:.3f} | {u['seconds']:.0f} |" for name, u in summary["updates"].items()]
         lines.append("")
+    if summary.get("configs"):
+        lines += ["## Configs written", "", "| self-edits | n | valid | median lr | mean epochs | basic | size | chain "
+                  "| repeat | output only |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, p in summary["configs"].items():
+            if not p.get("valid"):
+                lines.append(f"| {name} | {p['n']} | 0 | | | | | | | |")
+                continue
+            lines.append(f"| {name} | {p['n']} | {p['valid']} | {p['median_lr']:.0e} | {p['mean_epochs']:.1f} | "
+                         + " | ".join(f"{100 * p[f'uses_{g}']:.0f}%" for g in ("basic", "size", "chain", "repeat"))
+                         + f" | {100 * p['output_only']:.0f}% |")
+        lines.append("")
     lines += ["![results](results.png)", ""]
     out = run_dir / "report.md"
     out.write_text("\n".join(lines))

@@ -111,6 +111,10 @@ class Store:
                                "WHERE phase=? AND round=?", (phase, round)).fetchall()
         return {(c, s): SelfEdit(c, prompt, comp, pol, s) for c, s, pol, prompt, comp in rows}
 
+    def self_edit_sets(self) -> list[tuple[str, int]]:
+        """Every (phase, round) that has self-edits, in order."""
+        return self.db.execute("SELECT DISTINCT phase, round FROM self_edits ORDER BY phase, round").fetchall()
+
     # --- scores ---
 
     def put_scores(self, items: Iterable[tuple[ScoreKey, Score]]) -> None:

@@ -13,18 +13,23 @@ tool config for a task; the inner loop is test-time training on augmented leave-
 
 `accuracy` is the success rate over (task, self-edit) pairs, as the paper counts it; `best_of` the fraction
 of tasks that at least one self-edit solved; `invalid` the configs that could not be trained (reward 0).
+`summary["configs"]` profiles the configs each policy wrote (`config_profile`): for the training rounds, all
+sampled configs and the kept ones, so one can see what the filter selects and where the policy moved.
 ReST-EM keeps the successful configs of each training task: set `restem.top_k` to at least
 `restem.samples` (the tiny and Llama configs do).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 from seal.backend import make_backend
 from seal.config import RunConfig
 from seal.domains.arc.domain import ArcDomain, ArcSettings, oracle_config
-from seal.domains.arc.selfedit import ToolConfig
+from seal.domains.arc.selfedit import ToolConfig, parse_tool_config
+from seal.domains.base import Invalid
 from seal.experiments.knowledge import eval_self_edit_row, training_passages
 from seal.loop import Item, score_self_edits
 from seal.outer.restem import policies_by_round
@@ -37,7 +42,7 @@ from seal.sources import read_source
 def settings_of(cfg: RunConfig) -> ArcSettings:
     a = cfg.arc
     return ArcSettings(a.max_examples, a.max_steps, a.lora_r, a.lora_alpha, tuple(a.target_modules), a.batch_size,
-                       tuple(a.leave_out), a.max_length, a.answer_max_new_tokens)
+                       tuple(a.leave_out), a.max_length, a.answer_max_new_tokens, a.permute_colors)
 
 
 def main(cfg: RunConfig, run_dir: str | Path) -> dict:
@@ -70,7 +75,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
                 rows.append(arc_row(f"seal_round_{r}", eval_self_edit_row(run, policy, eval_tasks, "seal", r),
                                     eval_tasks))
         summary = {"experiment": "arc", "rows": rows, "rounds": round_rows(store), "config": cfg.name,
-                   "engine": backend.engine_name, "backend": backend.name}
+                   "engine": backend.engine_name, "backend": backend.name, "configs": config_profiles(store)}
         write_json(run_dir / "summary.json", summary)
         write_report(run_dir)
         return summary
@@ -84,3 +89,31 @@ def arc_row(name: str, scores, tasks) -> dict:
     solved = {k.context_id for k, s in scores.items() if s.accuracy > 0}
     row["best_of"] = len(solved) / max(1, row["n_passages"])
     return row
+
+
+def config_profile(texts: list[str]) -> dict:
+    """What a set of self-edits chose: how many parse, the median learning rate, the mean epochs, and the share
+    of valid configs using each augmentation group and the output-only loss."""
+    configs = [c for c in map(parse_tool_config, texts) if not isinstance(c, Invalid)]
+    out = {"n": len(texts), "valid": len(configs)}
+    if configs:
+        n = len(configs)
+        out |= {"median_lr": statistics.median(c.training.learning_rate for c in configs),
+                "mean_log10_lr": sum(math.log10(c.training.learning_rate) for c in configs) / n,
+                "mean_epochs": sum(c.training.num_train_epochs for c in configs) / n,
+                "output_only": sum(c.training.strategy == "train_using_output_tokens" for c in configs) / n}
+        out |= {f"uses_{g}": sum(g in c.groups for c in configs) / n for g in ("basic", "size", "chain", "repeat")}
+    return out
+
+
+def config_profiles(store) -> dict[str, dict]:
+    """`config_profile` of every stored set of self-edits: each eval row's, and each training round's sampled
+    and kept configs."""
+    out = {}
+    for phase, r in store.self_edit_sets():
+        edits = store.self_edits(phase, r)
+        out[f"{phase.replace('/', '_')}_r{r}"] = config_profile([e.completion for e in edits.values()])
+        if phase == "train":
+            kept = {(c, s) for c, s, _ in store.kept(r)}
+            out[f"train_kept_r{r}"] = config_profile([e.completion for k, e in edits.items() if k in kept])
+    return out

@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from seal.domains.arc.augment import GROUPS, IDENTITY, VOTING_VIEWS, Augmenter, ColorPermutation
+from seal.domains.arc.augment import GROUPS, VOTING_VIEWS, Augmenter, ColorPermutation
 from seal.domains.arc.grids import MAX_SIDE, ArcTask, Example, Grid
 from seal.domains.arc.selfedit import ToolConfig, parse_tool_config
 from seal.domains.base import (QA, Context, InnerResult, Invalid, LoraSpec, OptimSpec, Probe, Score, SelfEdit,
@@ -92,11 +92,14 @@ class ArcSettings:
     leave_out: tuple[int, ...] = (1, 2)
     max_length: int = 8192
     answer_max_new_tokens: int = 2048
+    permute_colors: bool = False  # also recolour each augmented task at random (changes colour-mapping rules)
 
 
 def ttt_tasks(task: ArcTask, groups: tuple[str, ...], settings: ArcSettings, seed: int
               ) -> list[tuple[list[Example], Example]]:
-    """Augmented leave-one/two-out tasks from the demonstrations: filtered to 30×30, deduplicated, capped."""
+    """Leave-one/two-out tasks from the demonstrations, as they are and augmented by the chosen groups (with
+    `permute_colors`, each augmented task also under a random colour permutation): filtered to 30×30, deduplicated, capped with the
+    unaugmented ones first."""
     rng = random.Random(seed)
     demos = list(task.train)
     base = []
@@ -106,22 +109,27 @@ def ttt_tasks(task: ArcTask, groups: tuple[str, ...], settings: ArcSettings, see
         for out in itertools.combinations(range(len(demos)), k):
             kept = [d for i, d in enumerate(demos) if i not in out]
             base += [(kept, demos[q]) for q in out]
-    augs = [IDENTITY] + [a for g in groups for a in GROUPS[g]]
-    seen, out_tasks = set(), []
+    augs = [a for g in groups for a in GROUPS[g]]
+    seen: set[str] = set()
+
+    def add(pool: list, t_train: list[Example], t_query: Example) -> None:
+        rng.shuffle(t_train)  # example order: always permuted
+        key = task_text(t_train, t_query.input) + format_grid(t_query.output)
+        if _fits(t_train + [t_query]) and key not in seen:
+            seen.add(key)
+            pool.append((t_train, t_query))
+
+    plain: list = []  # the leave-out tasks as they are: the task's own colours, always kept
+    for train, query in base:
+        add(plain, list(train), query)
+    augmented: list = []
     for train, query in base:
         for aug in augs:
-            colors = ColorPermutation.random(rng)
-            t_train, t_query = augment_task(train, query, aug, colors)
-            rng.shuffle(t_train)  # example order: always permuted
-            if not _fits(t_train + [t_query]):
-                continue
-            key = task_text(t_train, t_query.input) + format_grid(t_query.output)
-            if key in seen:
-                continue
-            seen.add(key)
-            out_tasks.append((t_train, t_query))
-    rng.shuffle(out_tasks)
-    return out_tasks[: settings.max_examples]
+            colors = ColorPermutation.random(rng) if settings.permute_colors else None
+            add(augmented, *augment_task(train, query, aug, colors))
+    rng.shuffle(plain)
+    rng.shuffle(augmented)
+    return (plain + augmented)[: settings.max_examples]
 
 
 class ArcDomain:

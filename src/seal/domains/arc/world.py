@@ -6,48 +6,115 @@ splits draw disjoint instances (different seeds, grids and colours).
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections import Counter
+from collections.abc import Callable
 
 from seal.domains.arc.augment import Flip, Repeat, Rotate, Scale, Transpose
 from seal.domains.arc.grids import ArcTask, Example, Grid
 
 Rule = Callable[[Grid], Grid]
+# A family draws a task's rule and, optionally, the task's palette (every grid of the task uses only it).
+Family = Callable[[random.Random], "tuple[Rule, tuple[int, ...] | None]"]
 
 
-def _recolour(rng: random.Random) -> Rule:
-    """Three colours each replaced by another (never by itself, so the rule always changes something)."""
-    colours = rng.sample(range(1, 10), 3)
-    table = {c: rng.choice([t for t in range(1, 10) if t != c]) for c in colours}
-    return lambda g: tuple(tuple(table.get(c, c) for c in row) for row in g)
+def _recolour(rng: random.Random) -> tuple[Rule, tuple[int, ...]]:
+    """A per-task colour mapping: the task's 3 colours each replaced by another (never by itself). The test
+    input only uses colours the demonstrations show, so the mapping can be read off them."""
+    palette = tuple(rng.sample(range(1, 10), 3))
+    table = {c: rng.choice([t for t in range(1, 10) if t != c]) for c in palette}
+    return (lambda g: tuple(tuple(table.get(c, c) for c in row) for row in g)), palette
 
 
-FAMILIES: dict[str, Callable[[random.Random], Rule]] = {
-    "flip_vertical": lambda rng: Flip(0).apply,
-    "flip_horizontal": lambda rng: Flip(1).apply,
-    "rotate90": lambda rng: Rotate(90).apply,
-    "rotate180": lambda rng: Rotate(180).apply,
-    "transpose": lambda rng: Transpose().apply,
+def _fixed(rule: Rule) -> Family:
+    return lambda rng: (rule, None)
+
+
+def colour_map(k: int) -> Rule:
+    """The k-th fixed colour map: a seeded permutation of the colours 1-9 that moves every one of them (0, the
+    background, stays). The same map in every task of its family, unlike `recolour`."""
+    rng = random.Random(f"colour-map-{k}")
+    while True:
+        perm = list(range(1, 10))
+        rng.shuffle(perm)
+        if all(p != c for c, p in zip(range(1, 10), perm)):
+            break
+    table = (0, *perm)
+    return lambda g: tuple(tuple(table[c] for c in row) for row in g)
+
+
+N_COLOUR_MAPS = 16
+
+
+def _summary(fn: Callable[[list[int]], int | None]) -> Family:
+    """A rule whose output is one cell computed from the input's non-zero cells (None: the grid is ambiguous
+    for it, e.g. two colours tie for most common, and is not drawn)."""
+    def rule(g: Grid) -> Grid | None:
+        value = fn([c for row in g for c in row if c])
+        return None if value is None else ((value,),)
+    return lambda rng: (rule, None)
+
+
+def _unique(pick) -> Callable[[list[int]], int | None]:
+    def fn(cells: list[int]) -> int | None:
+        counts = Counter(cells)
+        if len(counts) < 2:
+            return None
+        best = pick(counts.values())
+        winners = [c for c, n in counts.items() if n == best]
+        return winners[0] if len(winners) == 1 else None
+    return fn
+
+
+# One-cell answers that need no geometry, only counting: what a few-million-parameter model can execute.
+# `most_common`, `least_common` and `count_colours` are unchanged by every augmentation; `count_cells` is
+# not unchanged by scaling or tiling (they multiply the count), so the size, chain and repeat augmentation
+# groups teach it wrong answers.
+SUMMARY_FAMILIES = ("most_common", "least_common", "count_colours", "count_cells")
+
+
+FAMILIES: dict[str, Family] = {
+    "flip_vertical": _fixed(Flip(0).apply),
+    "flip_horizontal": _fixed(Flip(1).apply),
+    "rotate90": _fixed(Rotate(90).apply),
+    "rotate180": _fixed(Rotate(180).apply),
+    "transpose": _fixed(Transpose().apply),
     "recolour": _recolour,
-    "tile_down": lambda rng: Repeat(2, 1).apply,
-    "tile_across": lambda rng: Repeat(1, 2).apply,
-    "scale2": lambda rng: Scale(2, 2).apply,
+    "tile_down": _fixed(Repeat(2, 1).apply),
+    "tile_across": _fixed(Repeat(1, 2).apply),
+    "scale2": _fixed(Scale(2, 2).apply),
+    **{f"colour_map_{k}": _fixed(colour_map(k)) for k in range(N_COLOUR_MAPS)},
+    "most_common": _summary(_unique(max)),
+    "least_common": _summary(_unique(min)),
+    "count_colours": _summary(lambda cells: len(set(cells)) if 0 < len(set(cells)) <= 9 else None),
+    "count_cells": _summary(lambda cells: len(cells) if 0 < len(cells) <= 9 else None),
 }
 
 
-def random_grid(rng: random.Random, min_side: int = 2, max_side: int = 4, density: float = 0.6) -> Grid:
+def random_grid(rng: random.Random, min_side: int = 2, max_side: int = 4, density: float = 0.6,
+                palette: tuple[int, ...] | None = None) -> Grid:
     h, w = rng.randint(min_side, max_side), rng.randint(min_side, max_side)
-    palette = rng.sample(range(1, 10), rng.randint(2, 4))
+    palette = palette or tuple(rng.sample(range(1, 10), rng.randint(2, 4)))
     return tuple(tuple(rng.choice(palette) if rng.random() < density else 0 for _ in range(w)) for _ in range(h))
 
 
+def _colours(g: Grid) -> set[int]:
+    return {c for row in g for c in row}
+
+
 def make_task(family: str, seed: int, n_train: int = 3, max_side: int = 4) -> ArcTask:
+    """A task of `family`: `n_train` demonstrations and a test, distinct grids that the rule changes, the
+    test input using no colour the demonstrations' inputs lack."""
     rng = random.Random(f"arc-{family}-{seed}")
-    rule = FAMILIES[family](rng)
+    rule, palette = FAMILIES[family](rng)
     grids: list[Grid] = []
     for _ in range(10_000):
-        g = random_grid(rng, max_side=max_side)
-        if g not in grids and rule(g) != g:  # an identity demo teaches nothing
-            grids.append(g)
+        g = random_grid(rng, max_side=max_side, palette=palette)
+        out = rule(g)
+        if g in grids or out is None or out == g:  # an identity demo teaches nothing
+            continue
+        if len(grids) == n_train and not _colours(g) <= set().union(*map(_colours, grids)):
+            continue
+        grids.append(g)
         if len(grids) == n_train + 1:
             break
     else:
