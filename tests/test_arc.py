@@ -382,3 +382,21 @@ def test_config_profiles_count_what_the_policy_chose(tmp_path):
     assert set(profiles) == {"train_r1", "train_kept_r1"}
     assert profiles["train_kept_r1"]["n"] == 1 and profiles["train_kept_r1"]["uses_basic"] == 1
     assert profiles["train_r1"]["uses_basic"] == pytest.approx(1 / 3)
+
+
+def test_mostly_invalid_self_edits_are_warned_with_the_commonest_reason(caplog):
+    import logging
+
+    from seal.loop import warn_if_mostly_invalid
+    from seal.progress import log
+
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="seal"):
+            warn_if_mostly_invalid("train", 1, ["not valid JSON: line 1", "not valid JSON: line 3", "too many steps"], 6)
+            warn_if_mostly_invalid("train", 2, ["too many steps"], 6)  # a minority: no warning
+    finally:
+        log.removeHandler(caplog.handler)
+    messages = sorted({r.getMessage() for r in caplog.records})  # the seal logger may also propagate to root
+    assert messages == ["train r1: 3 of 6 self-edits are invalid (reward 0); most common reason (2): "
+                        "not valid JSON: line 1"]

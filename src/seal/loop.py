@@ -12,13 +12,14 @@ an uninterrupted one would.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
 from seal.domains.base import Context, InnerResult, Invalid, Job, Score, SelfEdit, UpdatePlan
 from seal.faults import crash_point
 from seal.generate import SamplingParams, greedy_answers
-from seal.progress import progress
+from seal.progress import log, progress
 from seal.store import ScoreKey, Store, derive_seed
 
 
@@ -74,6 +75,7 @@ def score_self_edits(store: Store, phase: str, round: int, backend, loaded, doma
                for k, it, p in zip(keys, items, plans) if isinstance(p, Invalid) and k not in have]
     store.put_scores(invalid)
     have.update(invalid)
+    warn_if_mostly_invalid(phase, round, [p.reason for p in plans if isinstance(p, Invalid)], len(items))
     runnable = [i for i, p in enumerate(plans) if not isinstance(p, Invalid)]
     jobs = [Job(plans[i], domain.probes(items[i].context), derive_seed(seed, *_key_tuple(keys[i])))
             for i in runnable]
@@ -94,6 +96,18 @@ def score_self_edits(store: Store, phase: str, round: int, backend, loaded, doma
                 on_scores(scored)
             advance(len(ch))
     return {k: have[k] for k in keys}
+
+
+def warn_if_mostly_invalid(phase: str, round: int, reasons: list[str], n: int) -> None:
+    """A warning when at least half of a phase's self-edits cannot be trained, with the commonest reason: the
+    usual cause is a policy that does not follow the self-edit format (too few `generation.max_new_tokens`,
+    a model never shown the format)."""
+    if n and len(reasons) * 2 >= n:
+        kinds = Counter(r.split(":")[0] for r in reasons)  # "not valid JSON: <parser detail>" counts as one
+        kind, count = kinds.most_common(1)[0]
+        example = next(r for r in reasons if r.split(":")[0] == kind)
+        log.warning("%s r%d: %d of %d self-edits are invalid (reward 0); most common reason (%d): %s", phase,
+                    round, len(reasons), n, count, example)
 
 
 def _key_tuple(k: ScoreKey) -> tuple:
