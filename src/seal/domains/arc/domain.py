@@ -98,8 +98,8 @@ class ArcSettings:
 def ttt_tasks(task: ArcTask, groups: tuple[str, ...], settings: ArcSettings, seed: int
               ) -> list[tuple[list[Example], Example]]:
     """Leave-one/two-out tasks from the demonstrations, as they are and augmented by the chosen groups (with
-    `permute_colors`, each augmented task also under a random colour permutation): filtered to 30×30, deduplicated, capped with the
-    unaugmented ones first."""
+    `permute_colors`, each augmented task also under a random colour permutation): filtered to 30×30,
+    deduplicated, capped with the unaugmented ones first."""
     rng = random.Random(seed)
     demos = list(task.train)
     base = []
