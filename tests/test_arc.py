@@ -393,7 +393,8 @@ def test_mostly_invalid_self_edits_are_warned_with_the_commonest_reason(caplog):
     log.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING, logger="seal"):
-            warn_if_mostly_invalid("train", 1, ["not valid JSON: line 1", "not valid JSON: line 3", "too many steps"], 6)
+            reasons = ["not valid JSON: line 1", "not valid JSON: line 3", "too many steps"]
+            warn_if_mostly_invalid("train", 1, reasons, 6)
             warn_if_mostly_invalid("train", 2, ["too many steps"], 6)  # a minority: no warning
     finally:
         log.removeHandler(caplog.handler)

@@ -66,9 +66,9 @@ def _unique(pick) -> Callable[[list[int]], int | None]:
 
 
 # One-cell answers that need no geometry, only counting (made for tiny models, which did not learn to execute
-# geometric rules; docs/arc.md). `most_common`, `least_common` and `count_colours` are unchanged by every augmentation; `count_cells` is
-# not unchanged by scaling or tiling (they multiply the count), so the size, chain and repeat augmentation
-# groups teach it wrong answers.
+# geometric rules; docs/arc.md). `most_common`, `least_common` and `count_colours` are unchanged by every
+# augmentation; `count_cells` is not (scaling and tiling multiply the count), so the size, chain and repeat
+# augmentation groups teach it wrong answers.
 SUMMARY_FAMILIES = ("most_common", "least_common", "count_colours", "count_cells")
 
 
