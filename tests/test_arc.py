@@ -324,7 +324,11 @@ def test_arc_recipe_end_to_end(tmp_path, random_model_dir):
     store = Store(tmp_path / "run" / "store.sqlite")
     oracle = store.scores("eval/oracle", 0)
     assert len(oracle) == 2 and all(s.n_steps == 4 for s in oracle.values())  # 4 examples / batch 2 x 2 epochs
-    assert summary["rounds"][0]["n_scored"] == 4 and (tmp_path / "run" / "report.md").exists()
+    assert summary["rounds"][0]["n_scored"] == 4
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| row | accuracy | std | best of | tasks | questions | invalid | ungraded |" in report
+    assert "| base_self_edits | 0.0 | 0.0 | 0.0 | 2 | 2 | 4 | 0 |" in report
+    assert "## Configs written" in report and "| eval_base_r0 | 4 | 0 |" in report
 
 
 @settings(max_examples=300, deadline=None)

@@ -51,6 +51,8 @@ def _print_table(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from seal.report import table_cells
+
     if summary.get("experiment") == "continual":
         for mode, res in summary["modes"].items():
             m = res["matrix_mean"]
@@ -66,13 +68,16 @@ def _print_table(summary: dict) -> None:
         return
     title = f"CPT: {summary['n_passages']} passages in one update" if summary.get("experiment") == "cpt" else \
         "held-out passages"
+    if summary.get("experiment") == "arc":
+        title = "held-out tasks"
     table = Table(title=title)
-    for col in ("row", "accuracy", "std", "passages", "questions", "ungraded"):
-        table.add_column(col, justify="left" if col == "row" else "right")
-    for r in summary["rows"]:
-        table.add_row(r["name"], f"{100 * r['accuracy']:.1f}", f"{100 * r['std']:.1f}", str(r["n_passages"]),
-                      str(r["n_questions"]), str(r["ungraded"]))
-    Console().print(table)
+    headers, cells = table_cells(summary["rows"])
+    for col in headers:
+        table.add_column(col, justify="left" if col == "row" else "right", no_wrap=col == "row",
+                         min_width=max(len(row[0]) for row in cells) if col == "row" and cells else None)
+    for row in cells:
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)  # logs and pipes: no squeezed columns
 
 
 def _run(config: Path | None, overrides: list[str], run_dir: Optional[Path], extra: list[str] = ()) -> dict:

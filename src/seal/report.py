@@ -35,11 +35,28 @@ def round_rows(store: Store) -> list[dict]:
              "n_scored": r.n_scored, "n_kept": r.n_kept, "seconds": r.seconds} for r in store.rounds()]
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| row | accuracy | std | passages | questions | ungraded |", "|---|---:|---:|---:|---:|---:|"]
+def table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a results table, shared by the console and report.md. ARC rows (they
+    have `best_of`) count tasks and show the best-of-k column; `invalid` counts self-edits that could not be
+    trained."""
+    arc = any("best_of" in r for r in rows)
+    headers = ["row", "accuracy", "std", "tasks" if arc else "passages", "questions", "invalid", "ungraded"]
+    if arc:
+        headers.insert(3, "best of")
+    cells = []
     for r in rows:
-        lines.append(f"| {r['name']} | {100 * r['accuracy']:.1f} | {100 * r['std']:.1f} | {r['n_passages']} | "
-                     f"{r['n_questions']} | {r['ungraded']} |")
+        row = [r["name"], f"{100 * r['accuracy']:.1f}", f"{100 * r['std']:.1f}", str(r["n_passages"]),
+               str(r["n_questions"]), str(r.get("invalid", 0)), str(r["ungraded"])]
+        if arc:
+            row.insert(3, f"{100 * r.get('best_of', 0):.1f}")
+        cells.append(row)
+    return headers, cells
+
+
+def markdown_table(rows: list[dict]) -> str:
+    headers, cells = table_cells(rows)
+    lines = ["| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
 
