@@ -47,14 +47,16 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def resolve_model_path(cfg: ModelConfig) -> str:
-    """`tiny` names the built-in model (shipped, or built and cached on first use); anything else is passed on."""
+    """`tiny` / `tiny-arc` name the built-in models (shipped, or built and cached on first use); anything else is
+    passed on."""
     if cfg.name_or_path == "tiny":
         from seal.world.build import ensure_tiny_model
 
         return str(ensure_tiny_model(cache_dir=cfg.cache_dir))
     if cfg.name_or_path == "tiny-arc":
-        raise ModelLoadError("there is no built-in tiny ARC model yet: give a chat model directory or hub id "
-                             "(configs/llama-3.2-1b/arc.yaml uses Llama-3.2-1B-Instruct)")
+        from seal.domains.arc.tiny import ensure_tiny_arc_model
+
+        return str(ensure_tiny_arc_model(cache_dir=cfg.cache_dir))
     return cfg.name_or_path
 
 

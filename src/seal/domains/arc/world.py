@@ -65,10 +65,22 @@ def _unique(pick) -> Callable[[list[int]], int | None]:
     return fn
 
 
-# One-cell answers that need no geometry, only counting (made for tiny models, which did not learn to execute
-# geometric rules; docs/arc.md). `most_common`, `least_common` and `count_colours` are unchanged by every
-# augmentation; `count_cells` is not (scaling and tiling multiply the count), so the size, chain and repeat
-# augmentation groups teach it wrong answers.
+# One-cell answers that need no geometry, only counting: what a few-million-parameter model can execute.
+# `most_common`, `least_common` and `count_colours` are unchanged by every augmentation; `count_cells` is
+# not unchanged by scaling or tiling (they multiply the count), so the size, chain and repeat augmentation
+# groups teach it wrong answers.
+def _tl_fixed(k: int) -> Family:
+    table = colour_map(k)(((0, 1, 2, 3, 4, 5, 6, 7, 8, 9),))[0]
+    return lambda rng: ((lambda g: ((table[g[0][0]],),) if g[0][0] else None), None)
+
+
+def _tl_table(rng: random.Random) -> tuple[Rule, tuple[int, ...]]:
+    """A per-task table applied to the top-left cell: the answer is table[top-left colour]."""
+    palette = tuple(rng.sample(range(1, 10), 3))
+    table = {c: rng.choice([t for t in range(1, 10) if t != c]) for c in palette}
+    return (lambda g: ((table[g[0][0]],),) if g[0][0] else None), palette
+
+
 SUMMARY_FAMILIES = ("most_common", "least_common", "count_colours", "count_cells")
 
 
@@ -87,6 +99,8 @@ FAMILIES: dict[str, Family] = {
     "least_common": _summary(_unique(min)),
     "count_colours": _summary(lambda cells: len(set(cells)) if 0 < len(set(cells)) <= 9 else None),
     "count_cells": _summary(lambda cells: len(cells) if 0 < len(cells) <= 9 else None),
+    **{f"tl_map_{k}": _tl_fixed(k) for k in range(12)},
+    "tl_table": _tl_table,
 }
 
 
@@ -113,6 +127,8 @@ def make_task(family: str, seed: int, n_train: int = 3, max_side: int = 4) -> Ar
         if g in grids or out is None or out == g:  # an identity demo teaches nothing
             continue
         if len(grids) == n_train and not _colours(g) <= set().union(*map(_colours, grids)):
+            continue
+        if len(grids) == n_train and family.startswith("tl_") and g[0][0] not in {d[0][0] for d in grids}:
             continue
         grids.append(g)
         if len(grids) == n_train + 1:
