@@ -388,6 +388,41 @@ def test_config_profiles_count_what_the_policy_chose(tmp_path):
     assert profiles["train_r1"]["uses_basic"] == pytest.approx(1 / 3)
 
 
+def test_config_rewards_average_the_reward_of_each_choice(tmp_path):
+    import json
+
+    from seal.domains.base import Score, SelfEdit
+    from seal.experiments.arc import config_rewards
+    from seal.report import write_report
+    from seal.store import ScoreKey, Store
+
+    def cfg(lr, output_only, chain):
+        return json.dumps({"data_generation": {"use_basic_augmentations": False, "use_size_augmentations": False,
+                                               "use_chain_augmentations": chain, "use_repeat_augmentations": False},
+                           "training": {"strategy": "train_using_output_tokens" if output_only
+                                        else "train_using_all_tokens", "learning_rate": lr, "num_train_epochs": 2}})
+
+    store = Store(tmp_path / "s.sqlite")
+    texts = [cfg(1e-3, True, False), cfg(1e-3, True, True), cfg(1e-2, False, True), "not json"]
+    solved = [True, True, False, False]
+    store.put_self_edits("train", 1, [SelfEdit("a", "p", t, "base", s) for s, t in enumerate(texts[:3])])
+    store.put_self_edits("eval/base", 0, [SelfEdit("b", "p", texts[3], "base", 0)])
+    store.put_scores([(ScoreKey("train", 1, "a", s), Score([ok], ["x"])) for s, ok in enumerate(solved[:3])])
+    store.put_scores([(ScoreKey("eval/base", 0, "b", 0), Score([None], [""], invalid="not valid JSON"))])
+    store.put_scores([(ScoreKey("eval/icl", 0, "b", 0), Score([True], ["x"]))])  # no self-edit: not counted
+    got = {(c["choice"], c["value"]): (c["n"], c["reward"]) for c in config_rewards(store)}
+    assert got[("config", "valid")] == (3, pytest.approx(2 / 3)) and got[("config", "invalid")] == (1, 0.0)
+    assert got[("loss", "output only")] == (2, 1.0) and got[("loss", "all tokens")] == (1, 0.0)
+    assert got[("learning rate", "1e-03")] == (2, 1.0) and got[("learning rate", "1e-02")] == (1, 0.0)
+    assert got[("chain augmentations", "on")] == (2, 0.5) and got[("chain augmentations", "off")] == (1, 1.0)
+    lrs = [c["value"] for c in config_rewards(store) if c["choice"] == "learning rate"]
+    assert lrs == ["1e-03", "1e-02"]  # numeric order
+    (tmp_path / "summary.json").write_text(json.dumps({"rows": [], "rounds": [], "config_rewards":
+                                                       config_rewards(store)}))
+    report = write_report(tmp_path).read_text()
+    assert "## Reward by config choice" in report and "| loss | output only | 2 | 100.0 |" in report
+
+
 def test_mostly_invalid_self_edits_are_warned_with_the_commonest_reason(caplog):
     import logging
 

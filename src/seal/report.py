@@ -122,6 +122,13 @@ def write_report(run_dir: str | Path) -> Path:
                          + " | ".join(f"{100 * p[f'uses_{g}']:.0f}%" for g in ("basic", "size", "chain", "repeat"))
                          + f" | {100 * p['output_only']:.0f}% |")
         lines.append("")
+    if summary.get("config_rewards"):
+        lines += ["## Reward by config choice", "",
+                  "Every scored config of the run (training rounds and eval rows), grouped by each choice it made.",
+                  "", "| choice | value | configs | mean reward |", "|---|---|---:|---:|"]
+        lines += [f"| {c['choice']} | {c['value']} | {c['n']} | {100 * c['reward']:.1f} |"
+                  for c in summary["config_rewards"]]
+        lines.append("")
     lines += ["![results](results.png)", ""]
     out = run_dir / "report.md"
     out.write_text("\n".join(lines))

@@ -75,7 +75,8 @@ def main(cfg: RunConfig, run_dir: str | Path) -> dict:
                 rows.append(arc_row(f"seal_round_{r}", eval_self_edit_row(run, policy, eval_tasks, "seal", r),
                                     eval_tasks))
         summary = {"experiment": "arc", "rows": rows, "rounds": round_rows(store), "config": cfg.name,
-                   "engine": backend.engine_name, "backend": backend.name, "configs": config_profiles(store)}
+                   "engine": backend.engine_name, "backend": backend.name, "configs": config_profiles(store),
+                   "config_rewards": config_rewards(store)}
         write_json(run_dir / "summary.json", summary)
         write_report(run_dir)
         return summary
@@ -117,3 +118,41 @@ def config_profiles(store) -> dict[str, dict]:
             kept = {(c, s) for c, s, _ in store.kept(r)}
             out[f"train_kept_r{r}"] = config_profile([e.completion for k, e in edits.items() if k in kept])
     return out
+
+
+def config_rewards(store) -> list[dict]:
+    """What the reward landscape favours: over every scored config of the run (training rounds and eval rows),
+    the mean reward of each choice a config makes — the loss, each learning rate, each epoch count, each
+    augmentation group on or off — and of invalid configs. One dict per (choice, value): `n`, `reward`."""
+    groups: dict[tuple[str, str], list[float]] = {}
+
+    def add(choice: str, value: str, reward: float) -> None:
+        groups.setdefault((choice, value), []).append(reward)
+
+    for phase, r in store.self_edit_sets():
+        edits = store.self_edits(phase, r)
+        for key, score in store.scores(phase, r).items():
+            edit = edits.get((key.context_id, key.sample))
+            if edit is None:
+                continue
+            config = parse_tool_config(edit.completion)
+            if isinstance(config, Invalid):
+                add("config", "invalid", score.accuracy)
+                continue
+            t = config.training
+            add("config", "valid", score.accuracy)
+            add("loss", "output only" if t.strategy == "train_using_output_tokens" else "all tokens", score.accuracy)
+            add("learning rate", f"{t.learning_rate:.0e}", score.accuracy)
+            add("epochs", str(t.num_train_epochs), score.accuracy)
+            for g in ("basic", "size", "chain", "repeat"):
+                add(f"{g} augmentations", "on" if g in config.groups else "off", score.accuracy)
+
+    def order(item):
+        (choice, value), _ = item
+        try:
+            return choice, 0, float(value), ""
+        except ValueError:
+            return choice, 1, 0.0, value
+
+    return [{"choice": c, "value": v, "n": len(rs), "reward": sum(rs) / len(rs)}
+            for (c, v), rs in sorted(groups.items(), key=order)]
