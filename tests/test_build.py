@@ -46,3 +46,33 @@ def test_lr_schedule_warms_up_holds_then_decays_to_zero():
     f = [lr_factor(s, 100, spec) for s in range(101)]
     assert f[0] == pytest.approx(0.1) and f[9] == 1.0 and f[50] == f[79] == 1.0
     assert f[80] == 1.0 > f[90] > f[99] > 0.0 and f[100] == 0.0
+
+
+def test_document_packing_never_cuts_a_document_that_fits_and_masks_the_padding(built):
+    import random
+
+    from transformers import AutoTokenizer
+
+    from seal.world.build import _blocks
+
+    tok = AutoTokenizer.from_pretrained(built)
+    eos = tok.eos_token
+    docs = [f"doc {i} " + "word " * (3 + 7 * (i % 5)) + eos for i in range(40)] + ["long " * 200 + eos]
+    lengths = [len(tok(d, add_special_tokens=False)["input_ids"]) for d in docs]
+    width = 33
+    packed = _blocks(docs, tok, width - 1, random.Random(0), "documents")
+    ids, labels = packed[:, 0], packed[:, 1]
+    assert packed.shape[1:] == (2, width)
+    pad = labels == -100
+    assert torch.equal(ids[~pad], labels[~pad]) and (ids[pad] == tok.pad_token_id).all()
+    assert all(not pad[b, :k].any() for b in range(len(packed)) for k in [int((~pad[b]).sum())])  # pads only at the end
+    # every token is packed once, and each document that fits in a block lies whole inside one block
+    assert int((~pad).sum()) == sum(lengths)
+    texts = [tok.decode(ids[b][~pad[b]]) for b in range(len(packed))]
+    for d, n in zip(docs, lengths):
+        if n <= width:
+            assert any(d in t for t in texts)
+    stream = _blocks(docs, tok, width - 1, random.Random(0), "stream")
+    assert torch.equal(stream[:, 0], stream[:, 1]) and len(stream) == sum(lengths) // width
+    with pytest.raises(ValueError, match="unknown packing"):
+        _blocks(docs, tok, width - 1, random.Random(0), "zigzag")

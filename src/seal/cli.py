@@ -176,6 +176,9 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
                 lr: Optional[float] = typer.Option(None, min=1e-8, help="Peak learning rate."),
                 init_from: Optional[Path] = typer.Option(None, "--from", help="Continue pretraining this build "
                                                          "(a later stage; corpus epochs start at 1000)."),
+                packing: Optional[str] = typer.Option(None, help="'stream' (documents cut every block, the "
+                                                      "shipped build) or 'documents' (blocks start at a document "
+                                                      "boundary and are padded)."),
                 cache_dir: Optional[str] = typer.Option(None, help="Cache root (default $SEAL_CACHE or "
                                                                    "~/.cache/seal).")):
     """Pretrain the tiny model on the synthetic world (about 45 minutes on 2 CPU cores)."""
@@ -186,7 +189,10 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
 
     setup_logging()
     _quiet_libraries()
-    over = {k: v for k, v in {"epochs": epochs, "demos": demos, "lr": lr}.items() if v is not None}
+    over = {k: v for k, v in {"epochs": epochs, "demos": demos, "lr": lr, "packing": packing}.items()
+            if v is not None}
+    if packing not in (None, "stream", "documents"):
+        raise typer.BadParameter(f"{packing!r}: expected 'stream' or 'documents'", param_hint="--packing")
     if init_from and not (init_from / "config.json").exists():
         raise typer.BadParameter(f"{init_from} is not a model directory (no config.json)", param_hint="--from")
     if init_from:

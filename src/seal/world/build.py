@@ -49,6 +49,9 @@ class TinySpec:
     max_entities: int | None = None  # a smaller corpus, for quick test builds
     probe_every: int = 0  # log closed-book QA and self-edit copying every this many steps (0: never)
     first_epoch: int = 0  # corpus epochs start here (a continued build sees fresh renderings)
+    # "stream": documents end to end, cut every `block` tokens (the shipped build); "documents": a block starts at
+    # a document boundary and is padded rather than cut, so a demonstration keeps its passage in view
+    packing: str = "stream"
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -66,15 +69,36 @@ def _config(spec: TinySpec, tok):
     )
 
 
-def _blocks(docs: list[str], tok, block: int, rng: random.Random) -> torch.Tensor:
-    """Pack documents (each ends with EOS) into (N, block + 1) token blocks."""
-    ids: list[int] = []
+def _blocks(docs: list[str], tok, block: int, rng: random.Random, packing: str = "stream") -> torch.Tensor:
+    """Pack documents (each ends with EOS) into (N, 2, block + 1) blocks: token ids, and labels (-100 on
+    padding), in a seeded random order. See `TinySpec.packing`."""
+    rows: list[list[int]] = []
     for start in range(0, len(docs), 512):
-        for row in tok(docs[start:start + 512], add_special_tokens=False)["input_ids"]:
-            ids += row
-    n = len(ids) // (block + 1)
-    t = torch.tensor(ids[: n * (block + 1)]).view(n, block + 1)
-    return t[torch.tensor(rng.sample(range(n), n))]
+        rows += tok(docs[start:start + 512], add_special_tokens=False)["input_ids"]
+    width = block + 1
+    if packing == "stream":
+        ids = [t for row in rows for t in row]
+        n = len(ids) // width
+        t = torch.tensor(ids[: n * width]).view(n, width)
+        packed = torch.stack([t, t], dim=1)
+    elif packing == "documents":
+        blocks, cur = [], []
+        for row in rows:
+            for i in range(0, len(row), width):  # a document longer than a block is cut, as it must be
+                piece = row[i:i + width]
+                if len(cur) + len(piece) > width:
+                    blocks.append(cur)
+                    cur = []
+                cur = cur + piece
+        if cur:
+            blocks.append(cur)
+        packed = torch.full((len(blocks), 2, width), -100)
+        packed[:, 0] = tok.pad_token_id
+        for b, ids in enumerate(blocks):
+            packed[b, :, : len(ids)] = torch.tensor(ids)
+    else:
+        raise ValueError(f"unknown packing {packing!r}: 'stream' or 'documents'")
+    return packed[torch.tensor(rng.sample(range(len(packed)), len(packed)))]
 
 
 def lr_factor(step: int, total: int, spec: TinySpec) -> float:
@@ -152,7 +176,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     log.info("tiny model: %.1fM parameters, vocabulary %d", sum(p.numel() for p in model.parameters()) / 1e6,
              len(tok))
     e0 = spec.first_epoch
-    first = _blocks(epoch_documents(world, e0, EOS, spec.demos), tok, spec.block, rng)
+    first = _blocks(epoch_documents(world, e0, EOS, spec.demos), tok, spec.block, rng, spec.packing)
     steps_per_epoch = len(first) // spec.batch
     total = steps_per_epoch * spec.epochs
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
@@ -165,7 +189,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     with progress("pretraining the tiny model", total) as advance:
         for epoch in range(spec.epochs):
             blocks = first if epoch == 0 else _blocks(epoch_documents(world, e0 + epoch, EOS, spec.demos), tok,
-                                                      spec.block, rng)
+                                                      spec.block, rng, spec.packing)
             # epochs differ a little in length (fresh renderings); every epoch takes the same number of steps,
             # wrapping around a shorter one, so the schedule and the progress bar stay exact
             need = steps_per_epoch * spec.batch
@@ -173,7 +197,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
                 blocks = torch.cat([blocks] * (need // len(blocks) + 1))[:need]
             for i in range(steps_per_epoch):
                 batch = blocks[i * spec.batch:(i + 1) * spec.batch]
-                loss = model(input_ids=batch, labels=batch).loss
+                loss = model(input_ids=batch[:, 0], labels=batch[:, 1]).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
