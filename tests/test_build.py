@@ -76,3 +76,39 @@ def test_document_packing_never_cuts_a_document_that_fits_and_masks_the_padding(
     assert torch.equal(stream[:, 0], stream[:, 1]) and len(stream) == sum(lengths) // width
     with pytest.raises(ValueError, match="unknown packing"):
         _blocks(docs, tok, width - 1, random.Random(0), "zigzag")
+
+
+def test_tiny_arc_build_is_a_reproducible_chat_model(tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from seal.domains.arc.tiny import TinyArcSpec, build_tiny_arc_model
+
+    spec = TinyArcSpec(hidden=32, layers=1, heads=2, intermediate=64, vocab=320, batch=4, epochs=1, warmup=2,
+                       tasks_per_epoch=24, tool_demos=8)
+    a, b = build_tiny_arc_model(tmp_path / "a", spec), build_tiny_arc_model(tmp_path / "b", spec)
+    tok, model = AutoTokenizer.from_pretrained(a), AutoModelForCausalLM.from_pretrained(a)
+    assert tok.chat_template and len(tok("1203", add_special_tokens=False)["input_ids"]) == 4  # a token a cell
+    assert model.config.hidden_size == 32 and model.generation_config.eos_token_id == tok.eos_token_id
+    meta = json.loads((a / "seal_build.json").read_text())
+    assert meta["spec"]["tasks_per_epoch"] == 24 and len(meta["probes"]) == 1 and "torch" in meta
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ensure_built_prefers_the_shipped_copy_then_the_cache_and_builds_once(tmp_path):
+    from seal.world.build import ensure_built
+
+    calls = []
+
+    def build(target):
+        calls.append(target)
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+
+    shipped = tmp_path / "assets" / "m"
+    assert ensure_built(shipped, "m", build, str(tmp_path / "cache")) == tmp_path / "cache" / "m"
+    assert ensure_built(shipped, "m", build, str(tmp_path / "cache")) == tmp_path / "cache" / "m"
+    assert calls == [tmp_path / "cache" / "m"]  # built on first use only
+    build(shipped)
+    assert ensure_built(shipped, "m", build, str(tmp_path / "cache")) == shipped

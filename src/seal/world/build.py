@@ -58,7 +58,8 @@ def cache_root(cache_dir: str | None = None) -> Path:
     return Path(cache_dir or os.environ.get("SEAL_CACHE") or Path.home() / ".cache" / "seal").expanduser()
 
 
-def _config(spec: TinySpec, tok):
+def llama_config(spec, tok):
+    """The Llama config of a tiny built-in model (`spec`: a TinySpec or TinyArcSpec) for tokenizer `tok`."""
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -101,7 +102,7 @@ def _blocks(docs: list[str], tok, block: int, rng: random.Random, packing: str =
     return packed[torch.tensor(rng.sample(range(len(packed)), len(packed)))]
 
 
-def lr_factor(step: int, total: int, spec: TinySpec) -> float:
+def lr_factor(step: int, total: int, spec) -> float:
     """Warm-up, a constant plateau (memorising facts needs many steps at a high rate), a short linear decay."""
     decay_start = total * (1 - spec.decay_frac)
     tail = 1.0 if step < decay_start else max(0.0, (total - step) / max(1.0, total - decay_start))
@@ -153,7 +154,7 @@ def _build_meta(path) -> dict | None:
 def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from: str | Path | None = None) -> Path:
     """Pretrain the tiny model on the world and save it as an HF directory (atomically). With `init_from`,
     continue pretraining that build (its tokenizer and weights) with `spec`'s recipe: a later stage."""
-    from transformers import AutoTokenizer, GenerationConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     from seal.world.corpus import epoch_documents
     from seal.world.generator import default_world
@@ -172,7 +173,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     else:
         tok = train_tokenizer(epoch_documents(world, 0, "\n", spec.demos) +
                               epoch_documents(world, 1, "\n", spec.demos), spec.vocab)
-        model = LlamaForCausalLM(_config(spec, tok))
+        model = LlamaForCausalLM(llama_config(spec, tok))
     log.info("tiny model: %.1fM parameters, vocabulary %d", sum(p.numel() for p in model.parameters()) / 1e6,
              len(tok))
     e0 = spec.first_epoch
@@ -209,25 +210,37 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
                     probes.append({"step": len(losses), "epoch": epoch + 1, **probe(model, tok, world)})
                     log.info("step %d: %s", len(losses), probes[-1])
             log.info("epoch %d: loss %.3f", epoch + 1, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
+    return save_build(model, tok, out_dir, {
+        "spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed,
+        "seconds": time.time() - t0, "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes})
+
+
+def save_build(model, tok, out_dir: Path, record: dict) -> Path:
+    """Save a freshly built model as an HF directory (atomically): weights, tokenizer, a generation config that
+    stops at EOS, and `seal_build.json` (`record` plus the torch version)."""
+    from transformers import GenerationConfig
+
     model.eval()
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        (tmp / "seal_build.json").write_text(json.dumps(
-            {"spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed,
-             "seconds": time.time() - t0,
-             "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes,
-             "torch": torch.__version__}, indent=2))
+        (tmp / "seal_build.json").write_text(json.dumps({**record, "torch": torch.__version__}, indent=2))
     return out_dir
+
+
+def ensure_built(asset_dir: Path, name: str, build, cache_dir: str | None = None) -> Path:
+    """A built-in model's directory: the checkpoint shipped in `asset_dir`, else the cache's `name`, else a
+    fresh `build(target)` into the cache (first use only)."""
+    if (asset_dir / "config.json").exists():
+        return asset_dir
+    target = cache_root(cache_dir) / name
+    if not (target / "config.json").exists():
+        log.info("building the built-in model %s into %s (first use only)", name, target)
+        build(target)
+    return target
 
 
 def ensure_tiny_model(cache_dir: str | None = None) -> Path:
     """The built-in tiny model's directory: the shipped checkpoint, else the cache, else a fresh build."""
-    if (ASSET_DIR / "config.json").exists():
-        return ASSET_DIR
-    target = cache_root(cache_dir) / "tiny-knowledge"
-    if not (target / "config.json").exists():
-        log.info("building the tiny model into %s (first use only)", target)
-        build_tiny_model(target)
-    return target
+    return ensure_built(ASSET_DIR, "tiny-knowledge", build_tiny_model, cache_dir)

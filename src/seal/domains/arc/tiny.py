@@ -24,8 +24,7 @@ import torch
 from seal.domains.arc.domain import TOOL_PROMPT, format_grid, task_text
 from seal.domains.arc.world import make_task
 from seal.progress import log, progress
-from seal.run import atomic_dir
-from seal.world.build import cache_root
+from seal.world.build import ensure_built, llama_config, lr_factor, save_build
 
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "tiny-arc"
 PRETRAIN_FAMILIES = tuple(f"tl_map_{k}" for k in range(12))
@@ -117,7 +116,7 @@ def icl_probe(model, tok, n: int = 64) -> float:
 
 def build_tiny_arc_model(out_dir: str | Path, spec: TinyArcSpec = TinyArcSpec()) -> Path:
     """Pretrain the tiny ARC model (loss on the answers only) and save it as an HF directory, atomically."""
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from seal.world.tokenizer import CHAT_TEMPLATE, EOS, IM_END, IM_START, train_tokenizer
 
@@ -128,19 +127,13 @@ def build_tiny_arc_model(out_dir: str | Path, spec: TinyArcSpec = TinyArcSpec())
               for u, a in epoch_conversations(-1, replace(spec, tasks_per_epoch=500, tool_demos=50))]
     tok = train_tokenizer(sample, spec.vocab, individual_digits=True)
     assert tok.chat_template == CHAT_TEMPLATE
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tok), hidden_size=spec.hidden, intermediate_size=spec.intermediate,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=1024, tie_word_embeddings=True, rms_norm_eps=1e-5, bos_token_id=None,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    model = LlamaForCausalLM(llama_config(spec, tok))
     log.info("tiny ARC model: %.1fM parameters, vocabulary %d", sum(p.numel() for p in model.parameters()) / 1e6,
              len(tok))
     first = answer_only_batches(tok, epoch_conversations(0, spec), spec.batch)
     total = len(first) * spec.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=0.01)
-    decay_start = total * (1 - spec.decay_frac)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / spec.warmup) * (
-        1.0 if s < decay_start else max(0.0, (total - s) / max(1.0, total - decay_start))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, spec))
     losses, probes = [], []
     with progress("pretraining the tiny ARC model", total) as advance:
         for epoch in range(spec.epochs):
@@ -161,22 +154,9 @@ def build_tiny_arc_model(out_dir: str | Path, spec: TinyArcSpec = TinyArcSpec())
                            "icl": icl_probe(model, tok)})
             log.info("epoch %d: answer loss %.3f, in-context accuracy %.2f", epoch + 1, probes[-1]["loss"],
                      probes[-1]["icl"])
-    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / "seal_build.json").write_text(json.dumps(
-            {"spec": asdict(spec), "seconds": time.time() - t0, "probes": probes, "torch": torch.__version__},
-            indent=2))
-    return out_dir
+    return save_build(model, tok, out_dir, {"spec": asdict(spec), "seconds": time.time() - t0, "probes": probes})
 
 
 def ensure_tiny_arc_model(cache_dir: str | None = None) -> Path:
     """The tiny ARC model's directory: the shipped checkpoint, else the cache, else a fresh build."""
-    if (ASSET_DIR / "config.json").exists():
-        return ASSET_DIR
-    target = cache_root(cache_dir) / "tiny-arc"
-    if not (target / "config.json").exists():
-        log.info("building the tiny ARC model into %s (first use only)", target)
-        build_tiny_arc_model(target)
-    return target
+    return ensure_built(ASSET_DIR, "tiny-arc", build_tiny_arc_model, cache_dir)
