@@ -27,7 +27,8 @@ def test_build_writes_a_loadable_hf_directory(built):
     assert chat == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     meta = json.loads((built / "seal_build.json").read_text())
     assert meta["spec"]["hidden"] == 32 and meta["final_loss"] > 0
-    assert meta["probes"] and all(0.0 <= p["recall"] <= 1.0 and 0.0 <= p["copy"] <= 1.0 for p in meta["probes"])
+    assert meta["probes"] and all(0.0 <= p[k] <= 1.0 for p in meta["probes"] for k in ("recall", "copy", "values",
+                                                                                 "induction"))
     assert (built / "model.safetensors").exists() and not (built.parent / "tiny.tmp").exists()
 
 
@@ -112,3 +113,47 @@ def test_ensure_built_prefers_the_shipped_copy_then_the_cache_and_builds_once(tm
     assert calls == [tmp_path / "cache" / "m"]  # built on first use only
     build(shipped)
     assert ensure_built(shipped, "m", build, str(tmp_path / "cache")) == shipped
+
+
+def test_induction_score_tells_a_copying_model_from_one_that_does_not_copy():
+    """The probe's `induction`: ~1 for a model that predicts, at each token, what followed its previous
+    occurrence; ~1/vocabulary for one that predicts uniformly."""
+    from types import SimpleNamespace
+
+    from seal.world import pools as P
+    from seal.world.build import induction_score
+    from seal.world.tokenizer import train_tokenizer
+
+    tok = train_tokenizer([" ".join(P.SURNAMES + P.CITIES + P.YEARS + P.OCCUPATIONS + P.INDUSTRIES)] * 4, 3072)
+    vocab = len(tok)
+
+    class Copier:
+        def __call__(self, input_ids):
+            ids = input_ids[0].tolist()
+            logits = torch.zeros(1, len(ids), vocab)
+            for t, token in enumerate(ids):
+                earlier = [i for i in range(t) if ids[i] == token]
+                if earlier:
+                    logits[0, t, ids[earlier[-1] + 1]] = 50.0
+            return SimpleNamespace(logits=logits)
+
+    class Uniform:
+        def __call__(self, input_ids):
+            return SimpleNamespace(logits=torch.zeros(1, input_ids.shape[1], vocab))
+
+    assert induction_score(Copier(), tok) > 0.9
+    assert induction_score(Uniform(), tok) == pytest.approx(1 / vocab, rel=1e-3)
+
+
+def test_induction_warmup_trains_on_copy_drills_before_the_corpus_and_is_recorded(built, tmp_path):
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    warmed = build_tiny_model(tmp_path / "warm", replace(SMALL, induction_steps=3, induction_batch=2, probe_every=0))
+    meta = json.loads((warmed / "seal_build.json").read_text())
+    assert meta["induction_warmup"]["steps"] == 3 and meta["induction_warmup"]["final_loss"] > 0
+    assert 0.0 <= meta["induction_warmup"]["induction"] <= 1.0
+    assert json.loads((built / "seal_build.json").read_text())["induction_warmup"] is None
+    a, b = load_file(built / "model.safetensors"), load_file(warmed / "model.safetensors")
+    assert not torch.equal(a["model.layers.0.self_attn.q_proj.weight"], b["model.layers.0.self_attn.q_proj.weight"])

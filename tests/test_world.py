@@ -75,3 +75,18 @@ def test_self_edit_styles(world, style):
     if style == "derived":
         for rel in KINDS[ent.kind].derived:
             assert any(ent.attrs[rel] in line for line in lines)
+
+
+def test_copy_drills(world):
+    from seal.world.corpus import copy_drill
+
+    rng = random.Random(0)
+    for _ in range(50):
+        first, again = copy_drill(rng, "<eos>").removesuffix("<eos>").split("\n")
+        assert 12 <= len(first.split()) <= 40
+        assert sorted(first.split()) == sorted(again.split())  # the same words: exact, or chunks shuffled
+    plain = epoch_documents(world, 0, "\n", demos=10)
+    drilled = epoch_documents(world, 0, "\n", demos=10, drills=30)
+    assert len(drilled) == len(plain) + 30
+    held_out = [e.name for e in world.entities["eval"][:40]]
+    assert not any(name in doc for doc in drilled for name in held_out)

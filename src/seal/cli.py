@@ -173,6 +173,9 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
                 probe_every: int = typer.Option(0, min=0, help="Log closed-book recall and self-edit copying "
                                                                 "every N steps (0: never)."),
                 demos: Optional[int] = typer.Option(None, min=0, help="Throwaway-entity demonstrations per epoch."),
+                drills: Optional[int] = typer.Option(None, min=0, help="Copy drills per epoch (induction)."),
+                induction_steps: Optional[int] = typer.Option(None, min=0, help="Steps of an induction warm-up on "
+                                                              "copy drills before the world corpus."),
                 lr: Optional[float] = typer.Option(None, min=1e-8, help="Peak learning rate."),
                 init_from: Optional[Path] = typer.Option(None, "--from", help="Continue pretraining this build "
                                                          "(a later stage; corpus epochs start at 1000)."),
@@ -189,7 +192,8 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
 
     setup_logging()
     _quiet_libraries()
-    over = {k: v for k, v in {"epochs": epochs, "demos": demos, "lr": lr, "packing": packing}.items()
+    over = {k: v for k, v in {"epochs": epochs, "demos": demos, "drills": drills, "lr": lr,
+                                 "packing": packing, "induction_steps": induction_steps}.items()
             if v is not None}
     if packing not in (None, "stream", "documents"):
         raise typer.BadParameter(f"{packing!r}: expected 'stream' or 'documents'", param_hint="--packing")

@@ -45,6 +45,12 @@ class TinySpec:
     decay_frac: float = 0.2
     weight_decay: float = 0.01  # not on norms and embeddings
     demos: int = 500  # throwaway-entity demonstrations per epoch (copying from context)
+    drills: int = 0  # copy drills per epoch (repeated runs of pool words: induction; corpus.copy_drill)
+    # steps of an induction warm-up before the world corpus: exact copy drills, loss on the repeated half only
+    # (a fresh model forms an induction head in ~2,000 steps of batch 16; docs/tiny-world.md)
+    induction_steps: int = 0
+    induction_batch: int = 16
+    induction_lr: float = 1e-3
     seed: int = 0
     max_entities: int | None = None  # a smaller corpus, for quick test builds
     probe_every: int = 0  # log closed-book QA and self-edit copying every this many steps (0: never)
@@ -121,10 +127,69 @@ def closed_book_accuracy(model, tok, contexts) -> float:
     return sum(g.lower() in o.lower() for g, o in zip(golds, outs)) / max(1, len(golds))
 
 
+@torch.no_grad()
+def induction_score(model, tok, n: int = 16, seed: int = 0) -> float:
+    """Mean probability the model gives the tokens of a run of pool words it has just read (exact copy drills,
+    `corpus.copy_drill`): ~0 without an induction head, near 1 with one. Copying values into a self-edit needs
+    this skill."""
+    from seal.world.corpus import copy_drill
+
+    rng, scores = random.Random(seed), []
+    while len(scores) < n:
+        first, again = copy_drill(rng, "").split("\n")
+        if first != again:
+            continue
+        head = tok(first + "\n", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([head + tok(again, add_special_tokens=False)["input_ids"]])
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        p = logp.gather(-1, ids[0, 1:, None])[:, 0].exp()
+        scores.append(p[len(head):].mean().item())  # predictions of the repeated words after the first
+    return sum(scores) / n
+
+
+def induction_warmup(model, tok, spec) -> dict:
+    """Train `spec.induction_steps` steps on exact copy drills with the loss on the repeated half only: the
+    skill a self-edit needs (copying what the passage says) and that the world corpus alone never forms in a
+    tiny model. Uses its own seeded drill stream, so a build without it is unchanged."""
+    from seal.world.corpus import copy_drill
+
+    rng = random.Random(f"{spec.seed}-induction")
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.induction_lr)
+    model.train()
+    losses = []
+    with progress("induction warm-up (copy drills)", spec.induction_steps) as advance:
+        for _ in range(spec.induction_steps):
+            rows = []
+            for _ in range(spec.induction_batch):
+                first, again = copy_drill(rng, "", shuffled=0.0).split("\n")
+                head = tok(first + "\n", add_special_tokens=False)["input_ids"]
+                tail = tok(again, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                rows.append((head + tail, [-100] * len(head) + tail))
+            width = max(len(ids) for ids, _ in rows)
+            ids = torch.tensor([ids + [tok.pad_token_id] * (width - len(ids)) for ids, _ in rows])
+            labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+            mask = torch.tensor([[1] * len(ids_) + [0] * (width - len(ids_)) for ids_, _ in rows])
+            loss = model(input_ids=ids, labels=labels, attention_mask=mask).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            advance(1)
+    model.eval()
+    score = induction_score(model, tok)
+    model.train()
+    log.info("induction warm-up: %d steps, final loss %.3f, induction %.3f", len(losses),
+             sum(losses[-20:]) / max(1, len(losses[-20:])), score)
+    return {"steps": len(losses), "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])),
+            "induction": round(score, 3)}
+
+
 def probe(model, tok, world, n: int = 48) -> dict[str, float]:
     """What the model has learnt so far: closed-book accuracy on pretraining entities' questions (`recall`);
     on sampled self-edits for held-out passages, the fraction of lines naming the passage's entity (`copy`) and
-    of mentioned pool values (cities, years, occupations) that the passage states (`values`)."""
+    of mentioned pool values (cities, years, occupations) that the passage states (`values`); copying a run of
+    words just read (`induction`, see `induction_score`)."""
     from seal.domains.knowledge import SELF_EDIT_PROMPTS
     from seal.generate import SamplingParams, generate_batch
 
@@ -138,9 +203,10 @@ def probe(model, tok, world, n: int = 48) -> dict[str, float]:
     copy = sum(title in line for title, line in lines) / max(1, len(lines))
     pool = set(P.CITIES) | set(P.YEARS) | set(P.OCCUPATIONS)
     mentioned = [(w in c.text) for c, e in zip(held, edits) for w in re.findall(r"\w+", e) if w in pool]
+    induction = induction_score(model, tok)
     model.train(was_training)
     return {"recall": round(recall, 3), "copy": round(copy, 3),
-            "values": round(sum(mentioned) / max(1, len(mentioned)), 3)}
+            "values": round(sum(mentioned) / max(1, len(mentioned)), 3), "induction": round(induction, 3)}
 
 
 def _build_meta(path) -> dict | None:
@@ -171,13 +237,14 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
         tok = AutoTokenizer.from_pretrained(init_from)
         model = LlamaForCausalLM.from_pretrained(init_from, dtype=torch.float32)
     else:
-        tok = train_tokenizer(epoch_documents(world, 0, "\n", spec.demos) +
-                              epoch_documents(world, 1, "\n", spec.demos), spec.vocab)
+        tok = train_tokenizer(epoch_documents(world, 0, "\n", spec.demos, spec.drills) +
+                              epoch_documents(world, 1, "\n", spec.demos, spec.drills), spec.vocab)
         model = LlamaForCausalLM(llama_config(spec, tok))
     log.info("tiny model: %.1fM parameters, vocabulary %d", sum(p.numel() for p in model.parameters()) / 1e6,
              len(tok))
+    warmup = induction_warmup(model, tok, spec) if spec.induction_steps else None
     e0 = spec.first_epoch
-    first = _blocks(epoch_documents(world, e0, EOS, spec.demos), tok, spec.block, rng, spec.packing)
+    first = _blocks(epoch_documents(world, e0, EOS, spec.demos, spec.drills), tok, spec.block, rng, spec.packing)
     steps_per_epoch = len(first) // spec.batch
     total = steps_per_epoch * spec.epochs
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
@@ -189,8 +256,8 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     model.train()
     with progress("pretraining the tiny model", total) as advance:
         for epoch in range(spec.epochs):
-            blocks = first if epoch == 0 else _blocks(epoch_documents(world, e0 + epoch, EOS, spec.demos), tok,
-                                                      spec.block, rng, spec.packing)
+            blocks = first if epoch == 0 else _blocks(
+                epoch_documents(world, e0 + epoch, EOS, spec.demos, spec.drills), tok, spec.block, rng, spec.packing)
             # epochs differ a little in length (fresh renderings); every epoch takes the same number of steps,
             # wrapping around a shorter one, so the schedule and the progress bar stay exact
             need = steps_per_epoch * spec.batch
@@ -211,7 +278,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
                     log.info("step %d: %s", len(losses), probes[-1])
             log.info("epoch %d: loss %.3f", epoch + 1, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
     return save_build(model, tok, out_dir, {
-        "spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed,
+        "spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed, "induction_warmup": warmup,
         "seconds": time.time() - t0, "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes})
 
 

@@ -15,6 +15,7 @@ Documents about *pretraining* entities only (never the RL or eval splits):
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from seal.domains.knowledge import ANSWER_PROMPT, SELF_EDIT_PROMPTS
@@ -134,6 +135,25 @@ def demo_documents(world: World, rng: random.Random, eos: str) -> list[str]:
     return docs
 
 
+def copy_drill(rng: random.Random, eos: str, shuffled: float = 0.5) -> str:
+    """An induction drill: a random run of pool words, then the same words again — as they were, or (with
+    probability `shuffled`) in chunks of 2-5 words in shuffled order. Every repeated word can be read from the
+    context and from nowhere else: the skill a self-edit needs, which a tiny model does not pick up from the
+    world corpus (docs/tiny-world.md). No first names, so that no drill spells out a held-out entity's name."""
+    pool = P.SURNAMES + P.CITIES + P.YEARS + P.OCCUPATIONS + P.INDUSTRIES
+    words = [rng.choice(pool) for _ in range(rng.randint(12, 40))]
+    if rng.random() >= shuffled:
+        again = words
+    else:
+        cuts = [0]
+        while cuts[-1] < len(words):
+            cuts.append(cuts[-1] + rng.randint(2, 5))
+        chunks = [words[a:b] for a, b in itertools.pairwise(cuts)]
+        rng.shuffle(chunks)
+        again = [w for chunk in chunks for w in chunk]
+    return " ".join(words) + "\n" + " ".join(again) + eos
+
+
 def background_documents(rng: random.Random, eos: str) -> list[str]:
     docs = []
     for city, country in P.CITY_COUNTRY.items():
@@ -146,14 +166,15 @@ def background_documents(rng: random.Random, eos: str) -> list[str]:
     return docs
 
 
-def epoch_documents(world: World, epoch: int, eos: str, demos: int = DEMOS_PER_EPOCH) -> list[str]:
+def epoch_documents(world: World, epoch: int, eos: str, demos: int = DEMOS_PER_EPOCH, drills: int = 0) -> list[str]:
     """All documents of one pretraining epoch, shuffled (seeded by the world seed and the epoch), with `demos`
-    throwaway-entity demonstrations."""
+    throwaway-entity demonstrations and `drills` copy drills."""
     rng = random.Random(f"{world.seed}-corpus-{epoch}")
     docs = background_documents(rng, eos)
     for ent in world.entities["pretrain"]:
         docs += entity_documents(world, ent, rng, eos)
     for _ in range(demos):
         docs += demo_documents(world, rng, eos)
+    docs += [copy_drill(rng, eos) for _ in range(drills)]
     rng.shuffle(docs)
     return docs
