@@ -47,7 +47,8 @@ class TinySpec:
     demos: int = 500  # throwaway-entity demonstrations per epoch (copying from context)
     drills: int = 0  # copy drills per epoch (repeated runs of pool words: induction; corpus.copy_drill)
     # steps of an induction warm-up before the world corpus: exact copy drills, loss on the repeated half only
-    # (a fresh model forms an induction head in ~2,000 steps of batch 16; docs/tiny-world.md)
+    # (a fresh model forms an induction head in ~2,000 steps of batch 16, which lr 3e-3 on the corpus then erases;
+    # docs/tiny-world.md)
     induction_steps: int = 0
     induction_batch: int = 16
     induction_lr: float = 1e-3
