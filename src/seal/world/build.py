@@ -128,6 +128,11 @@ def closed_book_accuracy(model, tok, contexts) -> float:
     return sum(g.lower() in o.lower() for g, o in zip(golds, outs)) / max(1, len(golds))
 
 
+def _drill_ids(tok, first: str, again: str) -> tuple[list[int], list[int]]:
+    """Token ids of a copy drill's two halves: the run with its newline, and the repeat."""
+    return tok(first + "\n", add_special_tokens=False)["input_ids"], tok(again, add_special_tokens=False)["input_ids"]
+
+
 @torch.no_grad()
 def induction_score(model, tok, n: int = 16, seed: int = 0) -> float:
     """Mean probability the model gives the tokens of a run of pool words it has just read (exact copy drills,
@@ -140,8 +145,8 @@ def induction_score(model, tok, n: int = 16, seed: int = 0) -> float:
         first, again = copy_drill(rng, "").split("\n")
         if first != again:
             continue
-        head = tok(first + "\n", add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([head + tok(again, add_special_tokens=False)["input_ids"]])
+        head, tail = _drill_ids(tok, first, again)
+        ids = torch.tensor([head + tail])
         logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
         p = logp.gather(-1, ids[0, 1:, None])[:, 0].exp()
         scores.append(p[len(head):].mean().item())  # predictions of the repeated words after the first
@@ -152,6 +157,8 @@ def induction_warmup(model, tok, spec) -> dict:
     """Train `spec.induction_steps` steps on exact copy drills with the loss on the repeated half only: the
     skill a self-edit needs (copying what the passage says) and that the world corpus alone never forms in a
     tiny model. Uses its own seeded drill stream, so a build without it is unchanged."""
+    from seal.domains.base import TrainSequence
+    from seal.inner.common import collate
     from seal.world.corpus import copy_drill
 
     rng = random.Random(f"{spec.seed}-induction")
@@ -160,30 +167,22 @@ def induction_warmup(model, tok, spec) -> dict:
     losses = []
     with progress("induction warm-up (copy drills)", spec.induction_steps) as advance:
         for _ in range(spec.induction_steps):
-            rows = []
+            seqs = []
             for _ in range(spec.induction_batch):
-                first, again = copy_drill(rng, "", shuffled=0.0).split("\n")
-                head = tok(first + "\n", add_special_tokens=False)["input_ids"]
-                tail = tok(again, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-                rows.append((head + tail, [-100] * len(head) + tail))
-            width = max(len(ids) for ids, _ in rows)
-            ids = torch.tensor([ids + [tok.pad_token_id] * (width - len(ids)) for ids, _ in rows])
-            labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-            mask = torch.tensor([[1] * len(ids_) + [0] * (width - len(ids_)) for ids_, _ in rows])
-            loss = model(input_ids=ids, labels=labels, attention_mask=mask).loss
+                head, tail = _drill_ids(tok, *copy_drill(rng, "", shuffled=0.0).split("\n"))
+                tail = tail + [tok.eos_token_id]
+                seqs.append(TrainSequence(tuple(head + tail), (0,) * len(head) + (1,) * len(tail)))
+            ids, mask, loss_mask = collate(seqs, "cpu")
+            loss = model(input_ids=ids, labels=ids.masked_fill(loss_mask == 0, -100), attention_mask=mask).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
             advance(1)
-    model.eval()
-    score = induction_score(model, tok)
-    model.train()
-    log.info("induction warm-up: %d steps, final loss %.3f, induction %.3f", len(losses),
-             sum(losses[-20:]) / max(1, len(losses[-20:])), score)
-    return {"steps": len(losses), "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])),
-            "induction": round(score, 3)}
+    final, score = sum(losses[-20:]) / max(1, len(losses[-20:])), induction_score(model, tok)
+    log.info("induction warm-up: %d steps, final loss %.3f, induction %.3f", len(losses), final, score)
+    return {"steps": len(losses), "final_loss": final, "induction": round(score, 3)}
 
 
 def probe(model, tok, world, n: int = 48) -> dict[str, float]:
