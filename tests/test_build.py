@@ -8,7 +8,7 @@ import torch
 from seal.world.build import TinySpec, build_tiny_model
 
 SMALL = TinySpec(hidden=32, layers=1, heads=2, intermediate=64, vocab=400, block=64, batch=4, epochs=1,
-                 max_entities=6, warmup=2, demos=20, probe_every=3)
+                 max_entities=6, warmup=2, demos=20, drills=10, induction_steps=0, probe_every=3)
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +157,45 @@ def test_induction_warmup_trains_on_copy_drills_before_the_corpus_and_is_recorde
     assert json.loads((built / "seal_build.json").read_text())["induction_warmup"] is None
     a, b = load_file(built / "model.safetensors"), load_file(warmed / "model.safetensors")
     assert not torch.equal(a["model.layers.0.self_attn.q_proj.weight"], b["model.layers.0.self_attn.q_proj.weight"])
+
+
+def test_context_target_documents_are_trained_on_the_target_only(built):
+    """A (context, target) document (the corpus's copy drills) packs both parts but masks the context's labels,
+    in either packing."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from seal.world.build import _blocks
+
+    tok = AutoTokenizer.from_pretrained(built)
+    eos = tok.eos_token
+    ctx, tgt = "Lowell Calder 1907\n", "Lowell Calder 1907" + eos
+    n_ctx, n_tgt = (len(tok(t, add_special_tokens=False)["input_ids"]) for t in (ctx, tgt))
+    docs = [(ctx, tgt), "plain text here" + eos] * 6
+    n_plain = len(tok(docs[1], add_special_tokens=False)["input_ids"])
+    for packing in ("documents", "stream"):
+        packed = _blocks(docs, tok, 47, random.Random(0), packing)
+        ids, labels = packed[:, 0], packed[:, 1]
+        trained = labels != -100
+        assert torch.equal(ids[trained], labels[trained])
+        if packing == "documents":  # nothing cut: every target and plain token trained, no context token
+            assert int(trained.sum()) == 6 * (n_tgt + n_plain)
+            assert int((ids != tok.pad_token_id).sum()) >= 6 * (n_ctx + n_tgt + n_plain) - 12  # EOS ids = pad id
+        else:
+            assert int((~trained).sum()) <= 6 * n_ctx and int((~trained).sum()) >= n_ctx
+
+
+def test_attention_lr_scale_zero_leaves_attention_as_it_was(built, tmp_path):
+    """`attention_lr_scale` scales the corpus's learning rate for the attention projections only (keeping an
+    induction head formed in the warm-up): at 0 they stay as the build started them, the MLPs still train."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    later = build_tiny_model(tmp_path / "later", replace(SMALL, attention_lr_scale=0.0, probe_every=0), init_from=built)
+    a, b = load_file(built / "model.safetensors"), load_file(later / "model.safetensors")
+    attn = [k for k in a if "self_attn" in k]
+    assert attn and all(torch.equal(a[k], b[k]) for k in attn)
+    assert not torch.equal(a["model.layers.0.mlp.up_proj.weight"], b["model.layers.0.mlp.up_proj.weight"])
+    assert json.loads((later / "seal_build.json").read_text())["spec"]["attention_lr_scale"] == 0.0

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from seal.world.corpus import STYLE_WEIGHTS, epoch_documents, self_edit
+from seal.world.corpus import STYLE_WEIGHTS, document_text, epoch_documents, self_edit
 from seal.world.generator import World, default_world
 from seal.world.templates import KINDS
 
@@ -88,5 +88,9 @@ def test_copy_drills(world):
     plain = epoch_documents(world, 0, "\n", demos=10)
     drilled = epoch_documents(world, 0, "\n", demos=10, drills=30)
     assert len(drilled) == len(plain) + 30
+    # in the corpus a drill is exact and trained on its repeat only: (the run and a newline, the run and EOS)
+    drills = [d for d in drilled if isinstance(d, tuple)]
+    assert len(drills) == 30 and all(isinstance(d, str) for d in plain)
+    assert all(ctx.endswith("\n") and ctx.count("\n") == 1 and tgt == ctx[:-1] + "\n" for ctx, tgt in drills)
     held_out = [e.name for e in world.entities["eval"][:40]]
-    assert not any(name in doc for doc in drilled for name in held_out)
+    assert not any(name in document_text(doc) for doc in drilled for name in held_out)

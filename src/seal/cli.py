@@ -177,14 +177,17 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
                 induction_steps: Optional[int] = typer.Option(None, min=0, help="Steps of an induction warm-up on "
                                                               "copy drills before the world corpus."),
                 lr: Optional[float] = typer.Option(None, min=1e-8, help="Peak learning rate."),
+                attention_lr_scale: Optional[float] = typer.Option(None, min=0.0, help="The corpus trains "
+                                                                   "attention at lr times this."),
                 init_from: Optional[Path] = typer.Option(None, "--from", help="Continue pretraining this build "
-                                                         "(a later stage; corpus epochs start at 1000)."),
-                packing: Optional[str] = typer.Option(None, help="'stream' (documents cut every block, the "
-                                                      "shipped build) or 'documents' (blocks start at a document "
-                                                      "boundary and are padded)."),
+                                                         "(a later stage; corpus epochs start at 1000, no "
+                                                         "induction warm-up unless --induction-steps)."),
+                packing: Optional[str] = typer.Option(None, help="'documents' (blocks start at a document "
+                                                      "boundary and are padded; the shipped build) or 'stream' "
+                                                      "(documents end to end, cut every block)."),
                 cache_dir: Optional[str] = typer.Option(None, help="Cache root (default $SEAL_CACHE or "
                                                                    "~/.cache/seal).")):
-    """Pretrain the tiny model on the synthetic world (about 45 minutes on 2 CPU cores)."""
+    """Pretrain the tiny model on the synthetic world (about 80 minutes on 2 CPU cores)."""
     from dataclasses import replace
 
     from seal.progress import setup_logging
@@ -193,14 +196,15 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
     setup_logging()
     _quiet_libraries()
     over = {k: v for k, v in {"epochs": epochs, "demos": demos, "drills": drills, "lr": lr,
-                                 "packing": packing, "induction_steps": induction_steps}.items()
+                                 "packing": packing, "induction_steps": induction_steps,
+                                 "attention_lr_scale": attention_lr_scale}.items()
             if v is not None}
     if packing not in (None, "stream", "documents"):
         raise typer.BadParameter(f"{packing!r}: expected 'stream' or 'documents'", param_hint="--packing")
     if init_from and not (init_from / "config.json").exists():
         raise typer.BadParameter(f"{init_from} is not a model directory (no config.json)", param_hint="--from")
     if init_from:
-        over["first_epoch"] = 1000
+        over = {"first_epoch": 1000, "induction_steps": 0, **over}
     spec = replace(TinySpec(), probe_every=probe_every, **over)
     path = build_tiny_model(out or cache_root(cache_dir) / "tiny-knowledge", spec, init_from=init_from)
     typer.echo(f"built {path}")

@@ -39,26 +39,29 @@ class TinySpec:
     vocab: int = 3072
     block: int = 256  # tokens per packed training sequence
     batch: int = 8
-    epochs: int = 60
+    epochs: int = 45
     lr: float = 3e-3  # constant after warm-up, then linear decay to 0 over the last `decay_frac` of the steps
     warmup: int = 100
     decay_frac: float = 0.2
     weight_decay: float = 0.01  # not on norms and embeddings
-    demos: int = 500  # throwaway-entity demonstrations per epoch (copying from context)
-    drills: int = 0  # copy drills per epoch (repeated runs of pool words: induction; corpus.copy_drill)
-    # steps of an induction warm-up before the world corpus: exact copy drills, loss on the repeated half only
-    # (a fresh model forms an induction head in ~2,000 steps of batch 16, which lr 3e-3 on the corpus then erases;
-    # docs/tiny-world.md)
-    induction_steps: int = 0
+    demos: int = 1000  # throwaway-entity demonstrations per epoch (copying from context)
+    drills: int = 1500  # exact copy drills per epoch, trained on the repeat (corpus.drill_document): keep induction
+    # steps of an induction warm-up before the world corpus: exact copy drills, loss on the repeated half only. A
+    # tiny model never forms an induction head (copying what it has just read) from the world corpus alone; a fresh
+    # one forms it in ~2,000 steps of batch 16 (docs/tiny-world.md)
+    induction_steps: int = 2000
     induction_batch: int = 16
     induction_lr: float = 1e-3
+    # the corpus trains the attention projections at lr * this: at the full rate it erases the warmed-up head
+    # within 300 steps; at 0.1, with the drills, the head stays and sharpens
+    attention_lr_scale: float = 0.1
     seed: int = 0
     max_entities: int | None = None  # a smaller corpus, for quick test builds
     probe_every: int = 0  # log closed-book QA and self-edit copying every this many steps (0: never)
     first_epoch: int = 0  # corpus epochs start here (a continued build sees fresh renderings)
-    # "stream": documents end to end, cut every `block` tokens (the shipped build); "documents": a block starts at
-    # a document boundary and is padded rather than cut, so a demonstration keeps its passage in view
-    packing: str = "stream"
+    # "documents": a block starts at a document boundary and is padded rather than cut, so a demonstration keeps
+    # its passage in view; "stream": documents end to end, cut every `block` tokens
+    packing: str = "documents"
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -77,18 +80,34 @@ def llama_config(spec, tok):
     )
 
 
-def _blocks(docs: list[str], tok, block: int, rng: random.Random, packing: str = "stream") -> torch.Tensor:
-    """Pack documents (each ends with EOS) into (N, 2, block + 1) blocks: token ids, and labels (-100 on
-    padding), in a seeded random order. See `TinySpec.packing`."""
-    rows: list[list[int]] = []
-    for start in range(0, len(docs), 512):
-        rows += tok(docs[start:start + 512], add_special_tokens=False)["input_ids"]
+def _tokenize_documents(docs, tok) -> list[list[tuple[int, int]]]:
+    """Each document as (token id, label) pairs: label = id, or -100 on the context of a (context, target)
+    document (`corpus.Document`)."""
+    texts = [t for doc in docs for t in ([doc] if isinstance(doc, str) else doc)]
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), 512):
+        ids += tok(texts[start:start + 512], add_special_tokens=False)["input_ids"]
+    rows, k = [], 0
+    for doc in docs:
+        if isinstance(doc, str):
+            rows.append([(t, t) for t in ids[k]])
+            k += 1
+        else:
+            rows.append([(t, -100) for t in ids[k]] + [(t, t) for t in ids[k + 1]])
+            k += 2
+    return rows
+
+
+def _blocks(docs, tok, block: int, rng: random.Random, packing: str = "stream") -> torch.Tensor:
+    """Pack documents (each ends with EOS; `corpus.Document`) into (N, 2, block + 1) blocks: token ids, and
+    labels (-100 on padding and on the context of a (context, target) document), in a seeded random order.
+    See `TinySpec.packing`."""
+    rows = _tokenize_documents(docs, tok)
     width = block + 1
     if packing == "stream":
-        ids = [t for row in rows for t in row]
-        n = len(ids) // width
-        t = torch.tensor(ids[: n * width]).view(n, width)
-        packed = torch.stack([t, t], dim=1)
+        pairs = [p for row in rows for p in row]
+        n = len(pairs) // width
+        packed = torch.tensor(pairs[: n * width]).view(n, width, 2).permute(0, 2, 1).contiguous()
     elif packing == "documents":
         blocks, cur = [], []
         for row in rows:
@@ -102,8 +121,8 @@ def _blocks(docs: list[str], tok, block: int, rng: random.Random, packing: str =
             blocks.append(cur)
         packed = torch.full((len(blocks), 2, width), -100)
         packed[:, 0] = tok.pad_token_id
-        for b, ids in enumerate(blocks):
-            packed[b, :, : len(ids)] = torch.tensor(ids)
+        for b, pairs in enumerate(blocks):
+            packed[b, :, : len(pairs)] = torch.tensor(pairs).T
     else:
         raise ValueError(f"unknown packing {packing!r}: 'stream' or 'documents'")
     return packed[torch.tensor(rng.sample(range(len(packed)), len(packed)))]
@@ -222,7 +241,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     continue pretraining that build (its tokenizer and weights) with `spec`'s recipe: a later stage."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from seal.world.corpus import epoch_documents
+    from seal.world.corpus import document_text, epoch_documents
     from seal.world.generator import default_world
     from seal.world.tokenizer import EOS, train_tokenizer
 
@@ -237,8 +256,8 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
         tok = AutoTokenizer.from_pretrained(init_from)
         model = LlamaForCausalLM.from_pretrained(init_from, dtype=torch.float32)
     else:
-        tok = train_tokenizer(epoch_documents(world, 0, "\n", spec.demos, spec.drills) +
-                              epoch_documents(world, 1, "\n", spec.demos, spec.drills), spec.vocab)
+        tok = train_tokenizer([document_text(d) for e in (0, 1)
+                               for d in epoch_documents(world, e, "\n", spec.demos, spec.drills)], spec.vocab)
         model = LlamaForCausalLM(llama_config(spec, tok))
     log.info("tiny model: %.1fM parameters, vocabulary %d", sum(p.numel() for p in model.parameters()) / 1e6,
              len(tok))
@@ -247,10 +266,12 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     first = _blocks(epoch_documents(world, e0, EOS, spec.demos, spec.drills), tok, spec.block, rng, spec.packing)
     steps_per_epoch = len(first) // spec.batch
     total = steps_per_epoch * spec.epochs
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=spec.lr, betas=(0.9, 0.95))
+    groups: dict[tuple[bool, bool], list] = {}
+    for n, p in model.named_parameters():
+        groups.setdefault((p.dim() >= 2 and "embed" not in n, "self_attn" in n), []).append(p)
+    opt = torch.optim.AdamW([{"params": ps, "weight_decay": spec.weight_decay if decay else 0.0,
+                              "lr": spec.lr * (spec.attention_lr_scale if attn else 1.0)}
+                             for (decay, attn), ps in groups.items()], lr=spec.lr, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, spec))
     losses, probes = [], []
     model.train()

@@ -166,15 +166,30 @@ def background_documents(rng: random.Random, eos: str) -> list[str]:
     return docs
 
 
-def epoch_documents(world: World, epoch: int, eos: str, demos: int = DEMOS_PER_EPOCH, drills: int = 0) -> list[str]:
+Document = str | tuple[str, str]  # text, or (context, target): trained on the target only
+
+
+def drill_document(rng: random.Random, eos: str) -> tuple[str, str]:
+    """An exact copy drill as a (context, target) document: the run and its newline, then the repeat. Trained on
+    the repeat only, as in the build's induction warm-up: every target token can be read from the context."""
+    first, again = copy_drill(rng, "", shuffled=0.0).split("\n")
+    return first + "\n", again + eos
+
+
+def document_text(doc: Document) -> str:
+    return doc if isinstance(doc, str) else doc[0] + doc[1]
+
+
+def epoch_documents(world: World, epoch: int, eos: str, demos: int = DEMOS_PER_EPOCH,
+                    drills: int = 0) -> list[Document]:
     """All documents of one pretraining epoch, shuffled (seeded by the world seed and the epoch), with `demos`
-    throwaway-entity demonstrations and `drills` copy drills."""
+    throwaway-entity demonstrations and `drills` exact copy drills (`drill_document`)."""
     rng = random.Random(f"{world.seed}-corpus-{epoch}")
     docs = background_documents(rng, eos)
     for ent in world.entities["pretrain"]:
         docs += entity_documents(world, ent, rng, eos)
     for _ in range(demos):
         docs += demo_documents(world, rng, eos)
-    docs += [copy_drill(rng, eos) for _ in range(drills)]
+    docs += [drill_document(rng, eos) for _ in range(drills)]
     rng.shuffle(docs)
     return docs
