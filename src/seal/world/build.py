@@ -173,12 +173,12 @@ def induction_score(model, tok, n: int = 16, seed: int = 0) -> float:
 
 
 def induction_warmup(model, tok, spec) -> dict:
-    """Train `spec.induction_steps` steps on exact copy drills with the loss on the repeated half only: the
-    skill a self-edit needs (copying what the passage says) and that the world corpus alone never forms in a
-    tiny model. Uses its own seeded drill stream, so a build without it is unchanged."""
+    """Train `spec.induction_steps` steps on exact copy drills (`corpus.drill_document`, as in the corpus) with
+    the loss on the repeated half only: the skill a self-edit needs (copying what the passage says) and that the
+    world corpus alone never forms in a tiny model. Uses its own seeded drill stream."""
     from seal.domains.base import TrainSequence
     from seal.inner.common import collate
-    from seal.world.corpus import copy_drill
+    from seal.world.corpus import drill_document
 
     rng = random.Random(f"{spec.seed}-induction")
     opt = torch.optim.AdamW(model.parameters(), lr=spec.induction_lr)
@@ -186,11 +186,9 @@ def induction_warmup(model, tok, spec) -> dict:
     losses = []
     with progress("induction warm-up (copy drills)", spec.induction_steps) as advance:
         for _ in range(spec.induction_steps):
-            seqs = []
-            for _ in range(spec.induction_batch):
-                head, tail = _drill_ids(tok, *copy_drill(rng, "", shuffled=0.0).split("\n"))
-                tail = tail + [tok.eos_token_id]
-                seqs.append(TrainSequence(tuple(head + tail), (0,) * len(head) + (1,) * len(tail)))
+            rows = _tokenize_documents([drill_document(rng, tok.eos_token) for _ in range(spec.induction_batch)], tok)
+            seqs = [TrainSequence(tuple(t for t, _ in row), tuple(int(label != -100) for _, label in row))
+                    for row in rows]
             ids, mask, loss_mask = collate(seqs, "cpu")
             loss = model(input_ids=ids, labels=ids.masked_fill(loss_mask == 0, -100), attention_mask=mask).loss
             loss.backward()
