@@ -4,8 +4,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from seal.config import JudgeConfig
-from seal.grading import ExactGrader, F1Grader, GradeItem, JudgeError, JudgeGrader, exact_match, normalize_answer, token_f1
+from seal.config import GraderConfig, JudgeConfig
+from seal.grading import (ExactGrader, F1Grader, GradeItem, JudgeError, JudgeGrader, StrictGrader, exact_match,
+                          make_grader, normalize_answer, strict_match, token_f1)
 
 
 def test_normalize():
@@ -18,6 +19,26 @@ def test_normalize():
 ])
 def test_exact(answer, gold, ok):
     assert exact_match(answer, gold) is ok
+
+
+@pytest.mark.parametrize("answer, gold, ok", [
+    (" Vera Paxton.", "Vera Paxton", True), ("Vera Paxton. Upper Welby is led by Vera Paxton.", "Vera Paxton", True),
+    ("the Eiffel Tower\nWho built it?", "eiffel tower", True), ("1856\n", "1856", True),
+    # reciting the passage is not answering, even when the gold is in it
+    (" Quinn Chandler was born in the year 1943.", "Quinn Chandler", False), ("It is in Paris.", "Paris", False),
+    ("Paris, France", "Paris", False), ("", "x", False), ("x", "", False),
+])
+def test_strict(answer, gold, ok):
+    assert strict_match(answer, gold) is ok
+
+
+def test_make_grader_kinds():
+    assert isinstance(make_grader(GraderConfig(kind="strict")), StrictGrader)
+    assert isinstance(make_grader(GraderConfig(kind="exact")), ExactGrader)
+    item = GradeItem("q", "Ouse", "Ouse. Upper Welby was settled in 1810.")
+    wrong = GradeItem("q", "Ouse", "Upper Welby is on the banks of the Ouse.")
+    assert StrictGrader().grade([item, wrong]) == [True, False]
+    assert ExactGrader().grade([item, wrong]) == [True, True]
 
 
 def test_f1_threshold():

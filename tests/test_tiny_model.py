@@ -41,10 +41,10 @@ def test_tiny_config_validates():
 @pytest.mark.slow
 def test_reduced_demo_learns_passages(tmp_path):
     """The demo's recipe on 12 held-out passages without RL: adapting teaches the tiny model facts it did not
-    know, and its own self-edits (which copy the passage's values) teach more than the passage once (measured
-    on 48 passages: no adaptation 3.8, passage only 7.3, passage repeated to the self-edits' step count 15.5,
-    base self-edits 12.8; this reduced run at seeds 0, 1, 2: no adaptation 2.8/2.8/4.2, passage only
-    5.6/8.3/13.9, passage repeated 15.3/25.0/18.1, base self-edits 15.3/13.9/9.7)."""
+    know, and its own self-edits (which copy the passage's values) teach more than the passage does (strict
+    grading; measured on 48 passages: no adaptation 2.6, passage only 5.3, passage repeated to the self-edits'
+    step count 11.2, base self-edits 13.4; this reduced run at seeds 0, 1, 2: no adaptation 1.7/5.0/0.0, passage
+    only 5.8/14.2/7.1, passage repeated 11.7/11.7/14.2, base self-edits 17.9/26.7/10.8)."""
     from seal.experiments import knowledge
 
     cfg = load_config("configs/tiny/knowledge.yaml", ["restem.rounds=0", "data.n_eval=12", "eval.samples=1"])
@@ -53,5 +53,5 @@ def test_reduced_demo_learns_passages(tmp_path):
     assert set(acc) == {"no_adaptation", "passage_only", "passage_repeated", "base_self_edits"}
     assert acc["no_adaptation"] <= 0.10
     assert acc["passage_only"] >= acc["no_adaptation"]
-    assert acc["passage_repeated"] >= acc["no_adaptation"] + 0.08
-    assert acc["base_self_edits"] >= acc["no_adaptation"] + 0.04
+    assert acc["passage_repeated"] >= acc["no_adaptation"] + 0.05
+    assert acc["base_self_edits"] >= acc["no_adaptation"] + 0.08

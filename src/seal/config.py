@@ -210,10 +210,11 @@ class JudgeConfig(Section):
 
 
 class GraderConfig(Section):
-    kind: Literal["exact", "f1", "judge"] = Field(
+    kind: Literal["exact", "strict", "f1", "judge"] = Field(
         "exact",
-        description="`exact`: normalised gold contained in the answer; `f1`: token F1 >= threshold; `judge`: an "
-        "LLM judge (the paper's).",
+        description="`exact`: normalised gold contained in the answer; `strict`: the answer's first sentence, "
+        "normalised, equals the normalised gold (SQuAD exact match; for models that answer with the span alone); "
+        "`f1`: token F1 >= threshold; `judge`: an LLM judge (the paper's).",
     )
     f1_threshold: float = Field(0.5, gt=0.0, le=1.0, description="`f1` grader: F1 needed to count as correct.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="`judge` grader settings.")

@@ -4,10 +4,12 @@
     'eiffel tower'
     >>> exact_match("It was the Eiffel tower.", "Eiffel Tower")
     True
+    >>> strict_match("Eiffel Tower. It was built in 1889", "the Eiffel tower"), strict_match("It was the Eiffel tower.", "Eiffel Tower")
+    (True, False)
     >>> round(token_f1("in 1889", "1889"), 3)
     0.667
 
-`exact` and `f1` are local and deterministic. `judge` asks an LLM over any OpenAI-compatible endpoint, as the
+`exact`, `strict` and `f1` are local and deterministic. `judge` asks an LLM over any OpenAI-compatible endpoint, as the
 paper did with GPT-4.1; a question it could not grade is `None` (ungraded), reported apart, never counted wrong.
 """
 
@@ -44,6 +46,18 @@ def exact_match(answer: str, gold: str) -> bool:
     return f" {g} " in f" {normalize_answer(answer)} "
 
 
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")
+
+
+def strict_match(answer: str, gold: str) -> bool:
+    """SQuAD's exact match on the answer's first sentence: its first line, cut at the first period that ends a
+    sentence, normalised, equals the normalised gold. Text the model goes on to write after the answer is
+    ignored; an answer that does not *start* with the gold is wrong, however much of the passage it recites."""
+    first = _SENTENCE_END.split(answer.strip().split("\n", 1)[0], 1)[0]
+    g = normalize_answer(gold)
+    return bool(g) and normalize_answer(first) == g
+
+
 def token_f1(answer: str, gold: str) -> float:
     pred, ref = normalize_answer(answer).split(), normalize_answer(gold).split()
     common = Counter(pred) & Counter(ref)
@@ -68,6 +82,11 @@ class Grader(Protocol):
 class ExactGrader:
     def grade(self, items: list[GradeItem]) -> list[bool | None]:
         return [exact_match(it.answer, it.gold) for it in items]
+
+
+class StrictGrader:
+    def grade(self, items: list[GradeItem]) -> list[bool | None]:
+        return [strict_match(it.answer, it.gold) for it in items]
 
 
 class F1Grader:
@@ -163,6 +182,8 @@ class JudgeGrader:
 def make_grader(cfg: GraderConfig) -> Grader:
     if cfg.kind == "exact":
         return ExactGrader()
+    if cfg.kind == "strict":
+        return StrictGrader()
     if cfg.kind == "f1":
         return F1Grader(cfg.f1_threshold)
     return JudgeGrader(cfg.judge)

@@ -8,7 +8,8 @@ from them but are *not stated* in the passage:
 - through a second entity the passage describes (a two-hop composition): "studied at Orwell Academy" +
   "Orwell Academy is located in Portree" -> "studied in Portree".
 
-Half of every passage's questions ask for such derived facts. Training on the passage alone teaches the stated
+An RL or eval passage asks one of its stated facts and every derived one (three or four), a pretraining entity
+three of each. Training on the passage alone teaches the stated
 facts; a self-edit that writes the derived facts out teaches the rest. That is what SQuAD implications do for
 a real model, and it is what lets SEAL show its effect on a tiny one.
 
@@ -40,7 +41,10 @@ SPLIT_SIZES = {  # passages per kind and split
     "train": {"person": 160, "company": 40, "town": 40},
     "eval": {"person": 160, "company": 40, "town": 40},
 }
-N_DIRECT, N_DERIVED = 3, 3  # questions per passage
+# (stated, derived) questions per passage; None = every derived fact. RL and eval passages ask one stated fact
+# and every derived one: the derived facts are what a self-edit can add and repeating the passage cannot. Pretraining
+# and demonstration entities keep (3, 3), which the shipped model's corpus was drawn with.
+N_QUESTIONS = {"pretrain": (3, 3), "train": (1, None), "eval": (1, None), "demo": (3, 3)}
 QA_FRACTION = 0.75  # pretraining entities with closed-book QA in the corpus; the rest measure generalisation
 DEMO_NAMES = {"person": 1200, "company": 150, "school": 150, "town": 150}  # reserved for demonstrations
 
@@ -144,8 +148,9 @@ class World:
     def _make(self, kind: str, name: str, split: str, rng: random.Random, take, schools=(), employers=()) -> Entity:
         ent = Entity(kind, name, self._attrs(kind, rng, take, schools, employers), split)
         spec = KINDS[kind]
-        direct = rng.sample(sorted(spec.direct), N_DIRECT)
-        derived = rng.sample(sorted(spec.derived), min(N_DERIVED, len(spec.derived)))
+        n_direct, n_derived = N_QUESTIONS[split]
+        direct = rng.sample(sorted(spec.direct), n_direct)
+        derived = rng.sample(sorted(spec.derived), min(n_derived or len(spec.derived), len(spec.derived)))
         for rel in direct + derived:
             ent.questions.append((rel, rng.choice(spec.question_templates(rel)), ent.attrs[spec.answer_field(rel)]))
         return ent
