@@ -16,12 +16,12 @@ pytestmark = [pytest.mark.slow,
 
 CFG = {
     "seed": 5, "name": "crash", "model": {"name_or_path": "tiny", "device": "cpu"},
-    "data": {"n_eval": 3, "eval_selection": "seeded"},
+    "data": {"n_eval": 5, "eval_selection": "seeded"},
     "generation": {"max_new_tokens": 32, "batch_size": 2},
     "inner": {"lora_r": 8, "lora_alpha": 16, "lr": 1e-2, "epochs": 10, "answer_max_new_tokens": 8,
               "max_adapters_per_batch": 2,
-              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
-    "restem": {"rounds": 1, "n_passages": 2, "samples": 2, "repeats": 1,
+              "target_modules": ["gate_proj", "up_proj", "down_proj"]},
+    "restem": {"rounds": 1, "n_passages": 6, "samples": 2, "repeats": 1,
                "sft": {"lora_r": 8, "lora_alpha": 16, "epochs": 1, "grad_accum": 1, "lr": 1e-3}},
     "eval": {"samples": 1},
 }

@@ -27,7 +27,9 @@ def test_cpt_rows_updates_and_resume(tmp_path):
                "cpt.update.batch_size=2", "cpt.update.grad_accum=2", "cpt.update.lora_r=8")
     summary = cpt.main(cfg, tmp_path / "run")
     assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "passage_only", "base_self_edits"]
-    assert all(r["n_passages"] == 3 and r["n_questions"] == 18 for r in summary["rows"])
+    n_questions = summary["rows"][0]["n_questions"]  # 4 or 5 a world passage: one stated fact, every derived one
+    assert 12 <= n_questions <= 15
+    assert all(r["n_passages"] == 3 and r["n_questions"] == n_questions for r in summary["rows"])
     up = summary["updates"]
     assert up["passage_only"]["sequences"] == 3  # one per passage
     assert up["base_self_edits"]["sequences"] > 3  # the self-edits' lines as well
