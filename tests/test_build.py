@@ -40,6 +40,14 @@ def test_build_is_reproducible(built, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_small_build_leaves_the_shared_world_whole(built):
+    """A build on `max_entities` pretraining entities uses a world of its own: the cached default world, which
+    the rest of the process reads, keeps every entity."""
+    from seal.world.generator import SPLIT_SIZES, default_world
+
+    assert len(default_world().entities["pretrain"]) == sum(SPLIT_SIZES["pretrain"].values())
+
+
 def test_lr_schedule_warms_up_holds_then_decays_to_zero():
     from seal.world.build import lr_factor
 

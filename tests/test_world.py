@@ -35,8 +35,7 @@ def test_splits_are_disjoint_in_entities_and_facts(world):
     assert not demo & (subjects("eval") | subjects("train") | subjects("pretrain"))
 
 
-def test_no_eval_fact_in_the_pretraining_corpus():
-    world = World()  # not the cached default, which other tests share
+def test_no_eval_fact_in_the_pretraining_corpus(world):
     corpus = "\n".join(epoch_documents(world, 0, "\n") + epoch_documents(world, 1, "\n"))  # the tokenizer's text
     for e in world.entities["eval"][:40] + world.entities["train"][:40]:
         assert e.name not in corpus

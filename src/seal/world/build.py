@@ -240,12 +240,13 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from seal.world.corpus import document_text, epoch_documents
-    from seal.world.generator import default_world
+    from seal.world.generator import World, default_world
     from seal.world.tokenizer import EOS, train_tokenizer
 
     out_dir = Path(out_dir)
     world = default_world()
-    if spec.max_entities:
+    if spec.max_entities:  # a world of our own: the cached default is shared by everything in the process
+        world = World(world.seed)
         world.entities["pretrain"] = world.entities["pretrain"][: spec.max_entities]
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)

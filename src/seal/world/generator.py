@@ -9,9 +9,9 @@ from them but are *not stated* in the passage:
   "Orwell Academy is located in Portree" -> "studied in Portree".
 
 An RL or eval passage asks one of its stated facts and every derived one (three or four), a pretraining entity
-three of each. Training on the passage alone teaches the stated
-facts; a self-edit that writes the derived facts out teaches the rest. That is what SQuAD implications do for
-a real model, and it is what lets SEAL show its effect on a tiny one.
+three of each. Training on the passage alone teaches the stated facts; a self-edit that writes the derived
+facts out teaches the rest. That is what SQuAD implications do for a real model, and it is what lets SEAL show
+its effect on a tiny one.
 
 Splits (`pretrain`, `train`, `eval`) hold disjoint entities: every name (person, company, school, town) is
 drawn once for the whole world, so no fact of a held-out passage occurs anywhere else.
