@@ -46,3 +46,60 @@ def test_has_scores_needs_every_context_at_sample_0_repeat_0(tmp_path):
     assert st.has_scores("p", 1, ["a"]) and st.has_scores("p", 1, [])
     assert not st.has_scores("p", 1, ["a", "b"])  # b only has sample 1
     assert not st.has_scores("p", 2, ["a"]) and not st.has_scores("q", 1, ["a"])
+
+
+def test_a_rerun_chunk_keeps_the_stored_scores(tmp_path):
+    """A chunk holding a scored and an unscored item is run whole on resume; the scored item's stored score
+    stands, in the store and in what score_self_edits returns (the table must agree with the store)."""
+    from types import SimpleNamespace
+
+    from seal.domains.base import QA, Context
+    from seal.loop import Item, score_self_edits
+
+    ctxs = [Context(f"c{i}", "title", "text", (QA("q", "a"),)) for i in range(2)]
+    domain = SimpleNamespace(plan=lambda ctx, edit: object(), probes=lambda ctx: [],
+                             score=lambda ctx, res: Score([True], ["a"]))
+    ran = []
+
+    class OneChunk:  # the backend's interface: every job in one chunk
+        def chunks(self, loaded, jobs):
+            return [list(range(len(jobs)))]
+
+        def run_chunks(self, loaded, jobs, todo):
+            for ch in todo:
+                ran.extend(ch)
+                yield ch, [SimpleNamespace(step_losses=[0.5]) for _ in ch]
+
+    st = Store(tmp_path / "s.sqlite")
+    st.put_scores([(ScoreKey("eval/x", 0, "c0", 0, 0), Score([False], ["b"]))])
+    items = [Item(c, None) for c in ctxs]
+    scores = score_self_edits(st, "eval/x", 0, OneChunk(), None, domain, items, seed=0)
+    assert ran == [0, 1]  # the chunk was rerun whole
+    assert [scores[ScoreKey("eval/x", 0, c.id, 0, 0)].accuracy for c in ctxs] == [0.0, 1.0]
+    assert {k.context_id: s.accuracy for k, s in st.scores("eval/x", 0).items()} == {"c0": 0.0, "c1": 1.0}
+
+
+def test_a_rerun_generate_batch_keeps_the_stored_self_edits(tmp_path):
+    """A generate batch holding a stored and a missing self-edit is regenerated whole; the stored one stands,
+    in the store and in what sample_self_edits returns (it is the one that gets scored)."""
+    from types import SimpleNamespace
+
+    from seal.domains.base import QA, Context
+    from seal.generate import SamplingParams
+    from seal.loop import sample_self_edits
+
+    ctxs = [Context(f"c{i}", "title", "text", (QA("q", "a"),)) for i in range(2)]
+    domain = SimpleNamespace(prompt=lambda ctx: f"prompt {ctx.id}")
+
+    class Regenerates:
+        def generate_batches(self, loaded, batches, params, seeds):
+            for b, prompts in batches:
+                yield b, [f"new {p}" for p in prompts]
+
+    st = Store(tmp_path / "s.sqlite")
+    st.put_self_edits("train", 1, [SelfEdit("c0", "prompt c0", "old", "base", 0)])
+    edits = sample_self_edits(st, "train", 1, None, domain, ctxs, 1, SamplingParams(), seed=0, batch_size=2,
+                              policy="base", backend=Regenerates())
+    assert [edits[(c.id, 0)].completion for c in ctxs] == ["old", "new prompt c1"]
+    assert {k: e.completion for k, e in st.self_edits("train", 1).items()} == {("c0", 0): "old",
+                                                                                ("c1", 0): "new prompt c1"}

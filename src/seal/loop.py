@@ -27,7 +27,8 @@ def sample_self_edits(store: Store, phase: str, round: int, loaded, domain, cont
                       params: SamplingParams, *, seed: int, batch_size: int, policy: str, backend=None
                       ) -> dict[tuple[str, int], SelfEdit]:
     """`n` self-edits per context from `loaded` (the policy), keyed by (context id, sample). `backend`
-    (default: this process) runs the generate calls; each batch is stored as it finishes."""
+    (default: this process) runs the generate calls; each batch is stored as it finishes, and what is returned
+    is what is stored."""
     have = store.self_edits(phase, round)
     requests = [(c, s) for c in contexts for s in range(n)]
     batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
@@ -41,7 +42,8 @@ def sample_self_edits(store: Store, phase: str, round: int, loaded, domain, cont
     with progress(f"{phase} r{round}: writing self-edits", sum(len(batches[b]) for b in todo)) as advance:
         for b, texts in stream:
             crash_point("generate")
-            edits = [SelfEdit(c.id, p, t, policy, s) for (c, s), p, t in zip(batches[b], prompts[b], texts)]
+            edits = [SelfEdit(c.id, p, t, policy, s) for (c, s), p, t in zip(batches[b], prompts[b], texts)
+                     if (c.id, s) not in have]  # a batch is rerun whole; a self-edit already stored stands
             store.put_self_edits(phase, round, edits)
             have.update({(e.context_id, e.sample): e for e in edits})
             advance(len(batches[b]))
@@ -63,8 +65,8 @@ class Item:
 def score_self_edits(store: Store, phase: str, round: int, backend, loaded, domain, items: list[Item],
                      *, seed: int, on_scores: Callable[[list[tuple[ScoreKey, Score]]], None] | None = None
                      ) -> dict[ScoreKey, Score]:
-    """Score every item (skipping those already stored); returns all of the phase's scores for `items`.
-    `backend` is a `seal.backend` backend (or anything with its `chunks` and `run_chunks`)."""
+    """Score every item (skipping those already stored); returns all of the phase's scores for `items`, as
+    stored. `backend` is a `seal.backend` backend (or anything with its `chunks` and `run_chunks`)."""
     have = store.scores(phase, round)
     keys = [ScoreKey(phase, round, it.context.id, it.sample, it.repeat) for it in items]
     plans: list[UpdatePlan | Invalid | None] = []
@@ -86,6 +88,8 @@ def score_self_edits(store: Store, phase: str, round: int, backend, loaded, doma
             crash_point("inner")
             scored = []
             for j, res in zip(ch, results):
+                if keys[runnable[j]] in have:  # a chunk is rerun whole; a score already stored stands
+                    continue
                 it = items[runnable[j]]
                 score = domain.score(it.context, res)
                 score.n_steps = score.n_steps or len(res.step_losses)
