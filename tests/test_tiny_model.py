@@ -39,19 +39,28 @@ def test_tiny_config_validates():
 
 
 @pytest.mark.slow
-def test_reduced_demo_learns_passages(tmp_path):
-    """The demo's recipe on 12 held-out passages without RL: adapting teaches the tiny model facts it did not
-    know, and its own self-edits (which copy the passage's values) teach more than the passage does (strict
-    grading; measured on 48 passages: no adaptation 2.6, passage only 5.3, passage repeated to the self-edits'
-    step count 11.2, base self-edits 13.4; this reduced run at seeds 0, 1, 2: no adaptation 1.7/5.0/0.0, passage
-    only 5.8/14.2/7.1, passage repeated 11.7/11.7/14.2, base self-edits 17.9/26.7/10.8)."""
+def test_demo_shows_seal_gain(tmp_path):
+    """The demo itself, less its `seal_round_1` row (about 6 min on 2 cores): two ReST-EM rounds, then the table on
+    96 held-out passages under strict grading. Measured at seeds 0, 1, 2 (accuracy, %):
+
+        no adaptation      3.1   3.0   3.2
+        passage only       6.0   5.9   6.8
+        passage repeated  14.1  11.7  14.3
+        base self-edits   13.1  14.4  12.8
+        SEAL round 2      20.6  24.7  17.2   (+6.5, +10.3, +2.9 over the best control)
+
+    The margins below hold at all three seeds."""
     from seal.experiments import knowledge
 
-    cfg = load_config("configs/tiny/knowledge.yaml", ["restem.rounds=0", "data.n_eval=12", "eval.samples=1"])
+    cfg = load_config("configs/tiny/knowledge.yaml", ["eval.every_round=false"])
     summary = knowledge.main(cfg, tmp_path / "run")
     acc = {r["name"]: r["accuracy"] for r in summary["rows"]}
-    assert set(acc) == {"no_adaptation", "passage_only", "passage_repeated", "base_self_edits"}
+    assert set(acc) == {"no_adaptation", "passage_only", "passage_repeated", "base_self_edits", "seal_round_2"}
+    assert all(r["n_passages"] == 96 for r in summary["rows"])
+    assert [r["round"] for r in summary["rounds"]] == [1, 2] and all(r["n_kept"] > 0 for r in summary["rounds"])
     assert acc["no_adaptation"] <= 0.10
-    assert acc["passage_only"] >= acc["no_adaptation"]
+    assert acc["passage_only"] >= acc["no_adaptation"] + 0.02
     assert acc["passage_repeated"] >= acc["no_adaptation"] + 0.05
-    assert acc["base_self_edits"] >= acc["no_adaptation"] + 0.08
+    assert acc["base_self_edits"] >= acc["passage_only"] + 0.04  # the paper's ordering
+    controls = max(acc["passage_only"], acc["passage_repeated"], acc["base_self_edits"])
+    assert acc["seal_round_2"] >= controls + 0.01
