@@ -147,8 +147,8 @@ DEMOS = {"knowledge": "configs/tiny/knowledge.yaml", "cpt": "configs/tiny/cpt.ya
 
 
 @app.command()
-def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 9 min), cpt (3.5 min), continual "
-                                                       "(3.5 min) or arc (10.5 min)."),
+def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 9 min), cpt (4.5 min), continual "
+                                                       "(3 min) or arc (10.5 min)."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),
          set_: list[str] = SetOpt):
     """An experiment on the built-in world and tiny model, on a CPU (default: 2 ReST-EM rounds and the table)."""
