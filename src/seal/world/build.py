@@ -244,9 +244,9 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     from seal.world.tokenizer import EOS, train_tokenizer
 
     out_dir = Path(out_dir)
-    world = default_world()
-    if spec.max_entities:  # a world of our own: the cached default is shared by everything in the process
-        world = World(world.seed)
+    # a small build truncates a world of its own: the cached default is shared by everything in the process
+    world = World() if spec.max_entities else default_world()
+    if spec.max_entities:
         world.entities["pretrain"] = world.entities["pretrain"][: spec.max_entities]
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
