@@ -280,7 +280,7 @@ def test_batched_engine_trains_arc_plans_with_their_own_lr_and_epochs(arc_domain
 # --- the recipe ---
 
 def test_generated_tasks_are_seeded_and_splits_disjoint():
-    from seal.domains.arc.world import FAMILIES, world_tasks
+    from seal.world.arc_tasks import FAMILIES, world_tasks
 
     train, eval_ = world_tasks("train", 2), world_tasks("eval", 2)
     assert len(train) == len(eval_) == 2 * len(FAMILIES)
@@ -313,7 +313,7 @@ def test_arc_recipe_end_to_end(tmp_path, random_model_dir):
         "generation.max_new_tokens=16", "generation.batch_size=4", "restem.rounds=1", "restem.n_passages=2",
         "restem.samples=2", "restem.top_k=2", "restem.repeats=1", "restem.sft.lora_r=4", "restem.sft.lora_alpha=8",
         "restem.sft.epochs=1", "restem.sft.grad_accum=1", "eval.samples=2"])
-    summary = arc.main(cfg, tmp_path / "run")
+    summary = arc.main(cfg, tmp_path / "run").to_json()
     assert [r["name"] for r in summary["rows"]] == ["icl", "base_self_edits", "oracle_ttt", "seal_round_1"]
     rows = {r["name"]: r for r in summary["rows"]}
     assert all(r["n_passages"] == 2 and 0 <= r["best_of"] <= 1 for r in rows.values())
@@ -343,7 +343,7 @@ def test_parse_grid_round_trips_and_never_returns_a_bad_grid(g, text):
 
 def test_every_family_draws_tasks_for_many_seeds_and_families_are_validated():
     from seal.config import ConfigError, load_config
-    from seal.domains.arc.world import FAMILIES, make_task
+    from seal.world.arc_tasks import FAMILIES, make_task
 
     for family in FAMILIES:  # a rule that leaves a grid unchanged must not stall the generator
         for seed in range(300):
@@ -417,8 +417,12 @@ def test_config_rewards_average_the_reward_of_each_choice(tmp_path):
     assert got[("chain augmentations", "on")] == (2, 0.5) and got[("chain augmentations", "off")] == (1, 1.0)
     lrs = [c["value"] for c in config_rewards(store) if c["choice"] == "learning rate"]
     assert lrs == ["1e-03", "1e-02"]  # numeric order
-    (tmp_path / "summary.json").write_text(json.dumps({"rows": [], "rounds": [], "config_rewards":
-                                                       config_rewards(store)}))
+    from seal.experiments.arc import config_sections
+    from seal.results import Summary
+
+    rewards = config_rewards(store)
+    summary = Summary("arc", "t", data={"config_rewards": rewards}, sections=config_sections({}, rewards))
+    (tmp_path / "summary.json").write_text(json.dumps(summary.to_json()))
     report = write_report(tmp_path).read_text()
     assert "## Reward by config choice" in report and "| loss | output only | 2 | 100.0 |" in report
 
@@ -426,7 +430,7 @@ def test_config_rewards_average_the_reward_of_each_choice(tmp_path):
 def test_mostly_invalid_self_edits_are_warned_with_the_commonest_reason(caplog):
     import logging
 
-    from seal.loop import warn_if_mostly_invalid
+    from seal.run import warn_if_mostly_invalid
     from seal.progress import log
 
     log.addHandler(caplog.handler)

@@ -2,7 +2,8 @@
 
 import torch
 
-from seal.backend import LocalBackend, run_chunk_safely
+from seal.backends.chunks import run_chunk_safely
+from seal.backends.local import LocalBackend
 from seal.config import RunConfig
 from seal.domains.base import InnerResult, Job, Probe, TrainSequence, UpdatePlan
 

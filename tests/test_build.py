@@ -5,10 +5,23 @@ import json
 import pytest
 import torch
 
-from seal.world.build import TinySpec, build_tiny_model
+from seal.world.tiny_knowledge import TinySpec, build_tiny_model
 
 SMALL = TinySpec(hidden=32, layers=1, heads=2, intermediate=64, vocab=400, block=64, batch=4, epochs=1,
-                 max_entities=6, warmup=2, demos=20, drills=10, induction_steps=0, probe_every=3)
+                 max_entities=6, warmup=2, demos=20, drills=10, induction_steps=3, induction_batch=2, probe_every=50)
+
+
+def weight_figure(path) -> float:
+    """Sum of |w| over every weight of a build (a figure two builds share when their weights match)."""
+    from safetensors.torch import load_file
+
+    return float(sum(t.double().abs().sum() for t in load_file(path / "model.safetensors").values()))
+
+
+# The old code's reduced builds (two pretraining loops, before the single `seal.world.pretrain.pretrain`; commit
+# a24607e, fp32, CPU, 2 threads): the single loop must give the same weights (it gave them bit for bit).
+OLD_KNOWLEDGE_FIGURE = 1943.2599735209687  # SMALL (probe_every does not touch the weights)
+OLD_ARC_FIGURE = 467.0757908064661
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +51,7 @@ def test_build_is_reproducible(built, tmp_path):
     again = build_tiny_model(tmp_path / "again", SMALL)
     a, b = load_file(built / "model.safetensors"), load_file(again / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert weight_figure(built) == pytest.approx(OLD_KNOWLEDGE_FIGURE, rel=1e-5)
 
 
 def test_small_build_leaves_the_shared_world_whole(built):
@@ -49,7 +63,7 @@ def test_small_build_leaves_the_shared_world_whole(built):
 
 
 def test_lr_schedule_warms_up_holds_then_decays_to_zero():
-    from seal.world.build import lr_factor
+    from seal.world.pretrain import lr_factor
 
     spec = TinySpec(warmup=10, decay_frac=0.2)
     f = [lr_factor(s, 100, spec) for s in range(101)]
@@ -62,7 +76,7 @@ def test_document_packing_never_cuts_a_document_that_fits_and_masks_the_padding(
 
     from transformers import AutoTokenizer
 
-    from seal.world.build import _blocks
+    from seal.world.tiny_knowledge import _blocks
 
     tok = AutoTokenizer.from_pretrained(built)
     eos = tok.eos_token
@@ -91,7 +105,7 @@ def test_tiny_arc_build_is_a_reproducible_chat_model(tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from seal.domains.arc.tiny import TinyArcSpec, build_tiny_arc_model
+    from seal.world.tiny_arc import TinyArcSpec, build_tiny_arc_model
 
     spec = TinyArcSpec(hidden=32, layers=1, heads=2, intermediate=64, vocab=320, batch=4, epochs=1, warmup=2,
                        tasks_per_epoch=24, tool_demos=8)
@@ -103,10 +117,11 @@ def test_tiny_arc_build_is_a_reproducible_chat_model(tmp_path):
     assert meta["spec"]["tasks_per_epoch"] == 24 and len(meta["probes"]) == 1 and "torch" in meta
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert weight_figure(a) == pytest.approx(OLD_ARC_FIGURE, rel=1e-5)
 
 
 def test_ensure_built_prefers_the_shipped_copy_then_the_cache_and_builds_once(tmp_path):
-    from seal.world.build import ensure_built
+    from seal.world.pretrain import ensure_built
 
     calls = []
 
@@ -129,7 +144,7 @@ def test_induction_score_tells_a_copying_model_from_one_that_does_not_copy():
     from types import SimpleNamespace
 
     from seal.world import pools as P
-    from seal.world.build import induction_score
+    from seal.world.tiny_knowledge import induction_score
     from seal.world.tokenizer import train_tokenizer
 
     tok = train_tokenizer([" ".join(P.SURNAMES + P.CITIES + P.YEARS + P.OCCUPATIONS + P.INDUSTRIES)] * 4, 3072)
@@ -174,7 +189,7 @@ def test_context_target_documents_are_trained_on_the_target_only(built):
 
     from transformers import AutoTokenizer
 
-    from seal.world.build import _blocks
+    from seal.world.tiny_knowledge import _blocks
 
     tok = AutoTokenizer.from_pretrained(built)
     eos = tok.eos_token

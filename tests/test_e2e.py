@@ -43,7 +43,7 @@ def write_config(tmp_path, model_dir, records, **over):
 def test_one_round_and_table(tmp_path, random_model_dir, records_file):
     cfg = load_config(write_config(tmp_path, random_model_dir, records_file))
     run_dir = tmp_path / "run"
-    summary = knowledge.main(cfg, run_dir)
+    summary = knowledge.main(cfg, run_dir).to_json()
     names = [r["name"] for r in summary["rows"]]
     assert names == ["no_adaptation", "passage_only", "passage_repeated", "base_self_edits", "seal_round_1"]
     for r in summary["rows"]:
@@ -63,7 +63,7 @@ def test_one_round_and_table(tmp_path, random_model_dir, records_file):
     assert len(train_ids) == 3 and not train_ids & eval_ids
     # rerunning recomputes nothing and reproduces the table
     n_before = con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-    again = knowledge.main(cfg, run_dir)
+    again = knowledge.main(cfg, run_dir).to_json()
     assert again["rows"] == summary["rows"]
     assert con.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == n_before
 
@@ -72,7 +72,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, random_model_dir, reco
     cfg_path = write_config(tmp_path, random_model_dir, records_file, **{"inner.engine": "sequential",
                                                                          "restem.n_passages": 4})
     cfg = load_config(cfg_path)
-    reference = knowledge.main(cfg, tmp_path / "ref")
+    reference = knowledge.main(cfg, tmp_path / "ref").to_json()
 
     run_dir = tmp_path / "killed"
     env = dict(os.environ, SEAL_PROGRESS="0")
@@ -91,7 +91,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, random_model_dir, reco
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "summary.json").exists(), "the run finished before it could be killed"
-    resumed = knowledge.main(cfg, run_dir)
+    resumed = knowledge.main(cfg, run_dir).to_json()
     assert resumed["rows"] == reference["rows"]
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
     assert strip(resumed["rounds"]) == strip(reference["rounds"])

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from seal.config import load_config
-from seal.world.build import ASSET_DIR
+from seal.world.tiny_knowledge import ASSET_DIR
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason="checkpoint not shipped")]
@@ -34,7 +34,7 @@ def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(CFG))
-    summary = knowledge.main(load_config(path), root / "ref")
+    summary = knowledge.main(load_config(path), root / "ref").to_json()
     assert any(r["accuracy"] > 0 for r in summary["rows"])  # equal tables are not equal zeros
     return path, summary, root / "ref"
 
@@ -58,7 +58,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path, reference, poin
                           env=env, capture_output=True, timeout=600)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]  # it was killed, not finished
     assert not (run_dir / "summary.json").exists()
-    resumed = knowledge.main(load_config(cfg_path), run_dir)
+    resumed = knowledge.main(load_config(cfg_path), run_dir).to_json()
     assert resumed["rows"] == ref_summary["rows"]
     strip = lambda rounds: [{k: v for k, v in r.items() if k != "seconds"} for r in rounds]
     assert strip(resumed["rounds"]) == strip(ref_summary["rounds"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seal.config import ConfigError, load_config
-from seal.world.build import ASSET_DIR
+from seal.world.tiny_knowledge import ASSET_DIR
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow,
@@ -46,10 +46,10 @@ def test_ray_round_gives_the_local_backend_scores(cluster, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' thread count: same float reductions, same samples
     try:
-        local = knowledge.main(load_config(None, SMALL), tmp_path / "local")
+        local = knowledge.main(load_config(None, SMALL), tmp_path / "local").to_json()
     finally:
         torch.set_num_threads(threads)
-    remote = knowledge.main(load_config(None, SMALL + ["inner.backend=ray"]), tmp_path / "ray")
+    remote = knowledge.main(load_config(None, SMALL + ["inner.backend=ray"]), tmp_path / "ray").to_json()
     assert remote["backend"] == "ray" and local["backend"] == "local"
     assert remote["rows"] == local["rows"]
     assert [r["mean_reward"] for r in remote["rounds"]] == [r["mean_reward"] for r in local["rounds"]]
@@ -58,10 +58,10 @@ def test_ray_round_gives_the_local_backend_scores(cluster, tmp_path):
 
 
 def test_killed_workers_are_replaced_and_the_store_ends_complete(cluster, tmp_path):
-    from seal.distributed import RayBackend
+    from seal.backends.ray import RayBackend
     from seal.domains.knowledge import KnowledgeDomain
     from seal.experiments.knowledge import load_passages
-    from seal.loop import Item, score_self_edits
+    from seal.run import Item, score_self_edits
     from seal.store import Store
 
     cfg = load_config(None, SMALL + ["inner.backend=ray", "inner.max_adapters_per_batch=1",
@@ -93,7 +93,7 @@ def test_killed_workers_are_replaced_and_the_store_ends_complete(cluster, tmp_pa
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
-    from seal.distributed import import_ray
+    from seal.backends.ray import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'seal\[ray\]'"):
@@ -101,7 +101,7 @@ def test_missing_ray_names_the_extra(monkeypatch):
 
 
 def test_asking_for_gpus_on_a_cpu_cluster_is_a_clear_error(cluster):
-    from seal.distributed import RayBackend
+    from seal.backends.ray import RayBackend
 
     with pytest.raises(ConfigError, match="num_gpus_per_worker"):
         RayBackend(load_config(None, SMALL + ["inner.backend=ray", "ray.num_gpus_per_worker=1"]))

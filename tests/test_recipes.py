@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seal.config import ConfigError, load_config
-from seal.world.build import ASSET_DIR
+from seal.world.tiny_knowledge import ASSET_DIR
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason="checkpoint not shipped")]
@@ -25,7 +25,7 @@ def test_cpt_rows_updates_and_resume(tmp_path):
 
     cfg = _cfg("experiment=cpt", "data.n_eval=3", "cpt.samples=1", "cpt.update.epochs=2",
                "cpt.update.batch_size=2", "cpt.update.grad_accum=2", "cpt.update.lora_r=8")
-    summary = cpt.main(cfg, tmp_path / "run")
+    summary = cpt.main(cfg, tmp_path / "run").to_json()
     assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "passage_only", "base_self_edits"]
     n_questions = summary["rows"][0]["n_questions"]  # 4 or 5 a world passage: one stated fact, every derived one
     assert 12 <= n_questions <= 15
@@ -38,7 +38,7 @@ def test_cpt_rows_updates_and_resume(tmp_path):
     from seal.store import Store
 
     n = Store(tmp_path / "run" / "store.sqlite").count_scores()
-    again = cpt.main(cfg, tmp_path / "run")  # finished rows are read back, not recomputed
+    again = cpt.main(cfg, tmp_path / "run").to_json()  # finished rows are read back, not recomputed
     assert again["rows"] == summary["rows"] and Store(tmp_path / "run" / "store.sqlite").count_scores() == n
 
 
@@ -47,7 +47,7 @@ def test_cpt_full_finetuning_path(tmp_path):
 
     cfg = _cfg("experiment=cpt", "data.n_eval=2", "cpt.samples=0", "cpt.update.mode=full", "cpt.update.lr=1e-4",
                "cpt.update.epochs=3")
-    summary = cpt.main(cfg, tmp_path / "run")
+    summary = cpt.main(cfg, tmp_path / "run").to_json()
     assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "passage_only"]
     u = summary["updates"]["passage_only"]
     assert u["steps"] == 3 and u["last_loss"] < u["first_loss"]
@@ -59,7 +59,7 @@ CONT = ["experiment=continual", "continual.sequences=2", "continual.steps=3", "c
 def test_continual_matrices_and_forgetting(tmp_path):
     from seal.experiments import continual
 
-    summary = continual.main(_cfg(*CONT), tmp_path / "run")
+    summary = continual.main(_cfg(*CONT), tmp_path / "run").to_json()
     assert summary["sequences"] == 2 and summary["steps"] == 3
     assert summary["matrix_mean"] == summary["modes"]["merge"]["matrix_mean"]
     for mode in ("merge", "library"):
@@ -76,7 +76,7 @@ def test_continual_matrices_and_forgetting(tmp_path):
     assert summary["modes"]["library"]["matrix_mean"][0] == summary["modes"]["merge"]["matrix_mean"][0]
     assert 0.0 <= summary["modes"]["library"]["routing_accuracy"] <= 1.0
     run = tmp_path / "run"
-    assert (run / "continual.png").stat().st_size > 1000 and "## library" in (run / "report.md").read_text()
+    assert (run / "results.png").stat().st_size > 1000 and "## library: forgetting" in (run / "report.md").read_text()
     assert not any((run / "continual").rglob("*.safetensors"))  # intermediate models are gone
     assert json.loads((run / "summary.json").read_text()) == summary
 
@@ -85,9 +85,11 @@ def test_continual_resumes_mid_sequence_to_the_same_matrix(tmp_path, monkeypatch
     from seal.experiments import continual
 
     cfg = _cfg(*CONT[:3], "continual.modes=[merge]")
-    reference = continual.main(cfg, tmp_path / "ref")
+    reference = continual.main(cfg, tmp_path / "ref").to_json()
 
-    real = continual.answer_closed_book
+    from seal import run as run_layer
+
+    real = run_layer.answer_closed_book
     calls = {"n": 0}
 
     def crash_on_second_step(*a, **kw):  # calls 1-2: row 0 of both sequences; 3: step 1; 4 (step 2) crashes
@@ -96,13 +98,13 @@ def test_continual_resumes_mid_sequence_to_the_same_matrix(tmp_path, monkeypatch
             raise KeyboardInterrupt("simulated crash")
         return real(*a, **kw)
 
-    monkeypatch.setattr(continual, "answer_closed_book", crash_on_second_step)
+    monkeypatch.setattr(run_layer, "answer_closed_book", crash_on_second_step)
     with pytest.raises(KeyboardInterrupt):
         continual.main(cfg, tmp_path / "run")
     ck = tmp_path / "run" / "continual" / "merge-seq-0"
     assert [p.name for p in ck.iterdir()] == ["step-2"]  # only the latest merged model is kept
-    monkeypatch.setattr(continual, "answer_closed_book", real)
-    resumed = continual.main(cfg, tmp_path / "run")
+    monkeypatch.setattr(run_layer, "answer_closed_book", real)
+    resumed = continual.main(cfg, tmp_path / "run").to_json()
     assert resumed["matrix_mean"] == reference["matrix_mean"]
     assert np.allclose(np.array(resumed["matrix_std"], dtype=float), np.array(reference["matrix_std"], dtype=float),
                        equal_nan=True)

@@ -54,7 +54,7 @@ def test_a_rerun_chunk_keeps_the_stored_scores(tmp_path):
     from types import SimpleNamespace
 
     from seal.domains.base import QA, Context
-    from seal.loop import Item, score_self_edits
+    from seal.run import Item, score_self_edits
 
     ctxs = [Context(f"c{i}", "title", "text", (QA("q", "a"),)) for i in range(2)]
     domain = SimpleNamespace(plan=lambda ctx, edit: object(), probes=lambda ctx: [],
@@ -86,7 +86,7 @@ def test_a_rerun_generate_batch_keeps_the_stored_self_edits(tmp_path):
 
     from seal.domains.base import QA, Context
     from seal.generate import SamplingParams
-    from seal.loop import sample_self_edits
+    from seal.run import sample_self_edits
 
     ctxs = [Context(f"c{i}", "title", "text", (QA("q", "a"),)) for i in range(2)]
     domain = SimpleNamespace(prompt=lambda ctx: f"prompt {ctx.id}")

@@ -4,7 +4,7 @@ configs differ in reward and ReST-EM keeps exactly the successful ones (of tasks
 import pytest
 
 from seal.config import load_config
-from seal.domains.arc.tiny import ASSET_DIR
+from seal.world.tiny_arc import ASSET_DIR
 
 pytestmark = pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason="checkpoint not shipped")
 
@@ -35,7 +35,7 @@ def test_reduced_arc_demo_rewards_vary_and_restem_keeps_the_successes(tmp_path):
     from seal.experiments import arc
     from seal.store import Store
 
-    summary = arc.main(load_config("configs/tiny/arc.yaml", REDUCED), tmp_path / "run")
+    summary = arc.main(load_config("configs/tiny/arc.yaml", REDUCED), tmp_path / "run").to_json()
     store = Store(tmp_path / "run" / "store.sqlite")
     rewards = {(k.context_id, k.sample): s.accuracy for k, s in store.scores("train", 1).items()}
     assert 0 < sum(r > 0 for r in rewards.values()) < len(rewards)  # some configs work, others do not

@@ -3,7 +3,7 @@
 import pytest
 
 from seal.config import load_config
-from seal.world.build import ASSET_DIR, ensure_tiny_model
+from seal.world.tiny_knowledge import ASSET_DIR, ensure_tiny_model
 
 pytestmark = pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason="checkpoint not shipped")
 
@@ -22,7 +22,7 @@ def test_tiny_resolves_to_the_shipped_checkpoint(tmp_path):
 
 
 def test_tiny_recalls_pretraining_facts_and_not_held_out_ones(tiny):
-    from seal.world.build import closed_book_accuracy
+    from seal.world.tiny_knowledge import closed_book_accuracy
     from seal.world.generator import default_world
 
     world = default_world()
@@ -53,7 +53,7 @@ def test_demo_shows_seal_gain(tmp_path):
     from seal.experiments import knowledge
 
     cfg = load_config("configs/tiny/knowledge.yaml", ["eval.every_round=false"])
-    summary = knowledge.main(cfg, tmp_path / "run")
+    summary = knowledge.main(cfg, tmp_path / "run").to_json()
     acc = {r["name"]: r["accuracy"] for r in summary["rows"]}
     assert set(acc) == {"no_adaptation", "passage_only", "passage_repeated", "base_self_edits", "seal_round_2"}
     assert all(r["n_passages"] == 96 for r in summary["rows"])

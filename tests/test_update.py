@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from seal.domains.base import LoraSpec, OptimSpec, TrainSequence
-from seal.inner.update import UpdateSpec, finetune, train_steps
+from seal.domains.base import LoraSpec, OptimSpec, TrainSequence, UpdateSpec
+from seal.inner.update import finetune, train_steps
 
 
 def _seqs(tok, texts):
@@ -70,7 +70,7 @@ def test_train_steps_refuses_a_model_with_nothing_to_train(loaded_random):
 def test_update_spec_from_config():
     from seal.config import UpdateConfig
 
-    spec = UpdateSpec.from_config(UpdateConfig(mode="full", lr=2e-5, epochs=2, batch_size=4, grad_accum=2))
+    spec = UpdateConfig(mode="full", lr=2e-5, epochs=2, batch_size=4, grad_accum=2).update_spec()
     assert spec.mode == "full" and spec.optim.lr == 2e-5 and spec.grad_accum == 2
     assert spec.n_steps(9) == 2 * 2  # 3 micro-batches -> 2 steps per epoch
 

@@ -47,37 +47,33 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def _print_table(summary: dict) -> None:
+def _print_summary(summary) -> None:
+    """The rows table and every section of a summary (a `seal.results.Summary`), as the report shows them."""
     from rich.console import Console
     from rich.table import Table
 
-    from seal.report import table_cells
+    from seal.report import heatmap_cells, table_cells
+    from seal.results import Table as TableSection
 
-    if summary.get("experiment") == "continual":
-        for mode, res in summary["modes"].items():
-            m = res["matrix_mean"]
-            table = Table(title=f"continual ({mode}): accuracy (%) after each edit, mean of "
-                                f"{summary['sequences']} sequences")
-            table.add_column("after edit")
-            for j in range(len(m[0])):
-                table.add_column(f"p{j + 1}", justify="right")
-            for k, row in enumerate(m):
-                table.add_row("base" if k == 0 else str(k), *["" if v is None else f"{100 * v:.1f}" for v in row])
-            Console().print(table)
-            Console().print(f"mean forgetting: {100 * res['forgetting']['mean']:.1f} points")
-        return
-    title = f"CPT: {summary['n_passages']} passages in one update" if summary.get("experiment") == "cpt" else \
-        "held-out passages"
-    if summary.get("experiment") == "arc":
-        title = "held-out tasks"
-    table = Table(title=title)
-    headers, cells = table_cells(summary["rows"])
-    for col in headers:
-        table.add_column(col, justify="left" if col == "row" else "right", no_wrap=col == "row",
-                         min_width=max(len(row[0]) for row in cells) if col == "row" and cells else None)
-    for row in cells:
-        table.add_row(*row)
-    Console(width=None if sys.stdout.isatty() else 120).print(table)  # logs and pipes: no squeezed columns
+    console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes: no squeezed columns
+
+    def show(title: str, headers: list[str], cells: list[list[str]]) -> None:
+        table = Table(title=title)
+        for i, col in enumerate(headers):
+            table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0,
+                             min_width=max(len(row[0]) for row in cells) if i == 0 and cells else None)
+        for row in cells:
+            table.add_row(*row)
+        console.print(table)
+
+    if summary.rows:
+        show(summary.title, *table_cells(summary.rows, summary.unit))
+    for s in summary.sections:
+        if isinstance(s, TableSection):
+            if not summary.rows:  # a table-less summary (continual): its sections are the result
+                show(s.title, s.headers, s.cells)
+        else:
+            show(s.title, *heatmap_cells(s))
 
 
 def _run(config: Path | None, overrides: list[str], run_dir: Optional[Path], extra: list[str] = ()) -> dict:
@@ -90,16 +86,14 @@ def _run(config: Path | None, overrides: list[str], run_dir: Optional[Path], ext
     _quiet_libraries()
     try:
         cfg = load_config(config, list(overrides or []) + list(extra))
-        import importlib
+        from seal.experiments import recipe
 
-        recipe = importlib.import_module(f"seal.experiments.{cfg.experiment}")
         out = run_dir or Path("runs") / cfg.name
-        summary = recipe.main(cfg, out)
+        summary = recipe(cfg.experiment).main(cfg, out)
     except (ConfigError, DataError, ModelLoadError) as e:
         _fail(str(e))
-    _print_table(summary)
-    plot = "continual.png" if cfg.experiment == "continual" else "results.png"
-    typer.echo(f"\nrun directory: {out}  (summary.json, report.md, {plot})")
+    _print_summary(summary)
+    typer.echo(f"\nrun directory: {out}  (summary.json, report.md, results.png)")
     return summary
 
 
@@ -127,11 +121,12 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
     import json
 
     from seal.report import write_report
+    from seal.results import Summary
 
     if not (run_dir / "summary.json").exists():
         _fail(f"{run_dir}/summary.json not found: has the run finished its table?")
     path = write_report(run_dir)
-    _print_table(json.loads((run_dir / "summary.json").read_text()))
+    _print_summary(Summary.from_json(json.loads((run_dir / "summary.json").read_text())))
     typer.echo(f"wrote {path}")
 
 
@@ -191,7 +186,8 @@ def world_build(out: Optional[Path] = typer.Option(None, help="Output directory 
     from dataclasses import replace
 
     from seal.progress import setup_logging
-    from seal.world.build import TinySpec, build_tiny_model, cache_root
+    from seal.world.pretrain import cache_root
+    from seal.world.tiny_knowledge import TinySpec, build_tiny_model
 
     setup_logging()
     _quiet_libraries()
@@ -218,9 +214,9 @@ def world_build_arc(out: Optional[Path] = typer.Option(None, help="Output direct
     """Pretrain the tiny ARC model on generated ARC-like tasks (about 15 minutes on 2 CPU cores)."""
     from dataclasses import replace
 
-    from seal.domains.arc.tiny import TinyArcSpec, build_tiny_arc_model
     from seal.progress import setup_logging
-    from seal.world.build import cache_root
+    from seal.world.pretrain import cache_root
+    from seal.world.tiny_arc import TinyArcSpec, build_tiny_arc_model
 
     setup_logging()
     _quiet_libraries()
@@ -251,7 +247,7 @@ def bench_inner(
 
     _quiet_libraries()
     if model == "tiny":
-        from seal.world.build import ensure_tiny_model
+        from seal.world.tiny_knowledge import ensure_tiny_model
 
         model = str(ensure_tiny_model())
     size = BenchSize(sequences, seq_tokens, questions, answer_tokens, epochs=epochs, rank=rank, alpha=2 * rank,

@@ -40,7 +40,7 @@ def _generation_config(tokenizer, *, greedy: bool, params: SamplingParams):
     return GenerationConfig(**kwargs)
 
 
-def _pad_left(batch: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_left(batch: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -89,7 +89,7 @@ def generate_batch(model, tokenizer, prompts: list[str], params: SamplingParams,
     """One generate call over `prompts` (left padded); returns the completions."""
     device = next(model.parameters()).device
     encoded = fit_context([encode_prompt(tokenizer, p) for p in prompts], model, params.max_new_tokens)
-    input_ids, mask = _pad_left(encoded, tokenizer.pad_token_id, device)
+    input_ids, mask = pad_left(encoded, tokenizer.pad_token_id, device)
     if not greedy:
         torch.manual_seed(seed)
     out = model.generate(input_ids=input_ids, attention_mask=mask,

@@ -50,11 +50,11 @@ def resolve_model_path(cfg: ModelConfig) -> str:
     """`tiny` / `tiny-arc` name the built-in models (shipped, or built and cached on first use); anything else is
     passed on."""
     if cfg.name_or_path == "tiny":
-        from seal.world.build import ensure_tiny_model
+        from seal.world.tiny_knowledge import ensure_tiny_model
 
         return str(ensure_tiny_model(cache_dir=cfg.cache_dir))
     if cfg.name_or_path == "tiny-arc":
-        from seal.domains.arc.tiny import ensure_tiny_arc_model
+        from seal.world.tiny_arc import ensure_tiny_arc_model
 
         return str(ensure_tiny_arc_model(cache_dir=cfg.cache_dir))
     return cfg.name_or_path

@@ -1,135 +1,134 @@
-"""Tables, plots and report.md of a run, from its store and summary.json (`seal report RUN_DIR`)."""
+"""report.md and results.png of a run, from its summary.json (`seal report RUN_DIR`).
+
+Any summary renders the same way, whichever recipe made it: the rows table, the ReST-EM rounds, then the
+recipe's sections (tables, heatmaps) in order. results.png shows the rows (± s.e.m.) and the reward per round,
+or the heatmaps when a summary has no rows.
+"""
 
 from __future__ import annotations
 
 import json
-import statistics
-from collections import defaultdict
 from pathlib import Path
 
-from seal.domains.base import Context, Score, mean
-from seal.store import ScoreKey, Store
+from seal.results import Heatmap, Row, Summary, Table
 
 
-def summarize_row(name: str, scores: dict[ScoreKey, Score], contexts: list[Context]) -> dict:
-    """One table row: accuracy averaged per passage (over samples and repeats), then over passages."""
-    per_ctx: dict[str, list[float]] = defaultdict(list)
-    for k, s in scores.items():
-        per_ctx[k.context_id].append(s.accuracy)
-    accs = [mean(v) for v in per_ctx.values()]
-    n_questions = sum(len(c.questions) for c in contexts if c.id in per_ctx)
-    return {
-        "name": name,
-        "accuracy": mean(accs),
-        "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        "n_passages": len(accs),
-        "n_questions": n_questions,
-        "ungraded": sum(s.n_ungraded for s in scores.values()),
-        "invalid": sum(s.invalid is not None for s in scores.values()),
-        "failed": sum(s.failed is not None for s in scores.values()),
-    }
-
-
-def round_rows(store: Store) -> list[dict]:
-    return [{"round": r.round, "mean_reward": r.mean_reward, "mean_baseline": r.mean_baseline,
-             "n_scored": r.n_scored, "n_kept": r.n_kept, "seconds": r.seconds} for r in store.rounds()]
-
-
-def table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells of a results table, shared by the console and report.md. ARC rows (they
-    have `best_of`) count tasks and show the best-of-k column; `invalid` counts self-edits that could not be
-    trained."""
-    arc = any("best_of" in r for r in rows)
-    headers = ["row", "accuracy", "std", "tasks" if arc else "passages", "questions", "invalid", "ungraded"]
-    if arc:
+def table_cells(rows: list[Row], unit: str = "passages") -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of a results table, shared by the console and report.md. Rows with
+    `best_of` (ARC) add the best-of-k column; `invalid` counts self-edits that could not be trained."""
+    best = any(r.best_of is not None for r in rows)
+    headers = ["row", "accuracy", "std", unit, "questions", "invalid", "ungraded"]
+    if best:
         headers.insert(3, "best of")
     cells = []
     for r in rows:
-        row = [r["name"], f"{100 * r['accuracy']:.1f}", f"{100 * r['std']:.1f}", str(r["n_passages"]),
-               str(r["n_questions"]), str(r.get("invalid", 0)), str(r["ungraded"])]
-        if arc:
-            row.insert(3, f"{100 * r.get('best_of', 0):.1f}")
+        row = [r.name, f"{100 * r.accuracy:.1f}", f"{100 * r.std:.1f}", str(r.n_passages), str(r.n_questions),
+               str(r.invalid), str(r.ungraded)]
+        if best:
+            row.insert(3, f"{100 * (r.best_of or 0):.1f}")
         cells.append(row)
     return headers, cells
 
 
-def markdown_table(rows: list[dict]) -> str:
-    headers, cells = table_cells(rows)
+def rounds_table(summary: Summary) -> Table:
+    return Table("ReST-EM rounds", ["round", "mean reward", "no adaptation", "scored", "kept", "seconds"],
+                 [[str(r.round), f"{100 * r.mean_reward:.1f}", f"{100 * r.mean_baseline:.1f}", str(r.n_scored),
+                   str(r.n_kept), f"{r.seconds:.0f}"] for r in summary.rounds])
+
+
+def heatmap_cells(h: Heatmap) -> tuple[list[str], list[list[str]]]:
+    return [h.ylabel or "", *h.col_labels], [[label, *("" if v is None else f"{100 * v:.1f}" for v in row)]
+                                             for label, row in zip(h.row_labels, h.values)]
+
+
+def markdown_table(headers: list[str], cells: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
 
-def plot(summary: dict, path: Path) -> None:
+def plot(summary: Summary, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, rounds = summary["rows"], summary["rounds"]
+    heatmaps = [s for s in summary.sections if isinstance(s, Heatmap)]
+    if summary.rows:
+        fig = _plot_rows(plt, summary)
+    elif heatmaps:
+        fig = _plot_heatmaps(plt, heatmaps)
+    else:
+        return
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _plot_rows(plt, summary: Summary):
+    rows, rounds = summary.rows, summary.rounds
     fig, axes = plt.subplots(1, 2 if rounds else 1, figsize=(11 if rounds else 6, 4), squeeze=False)
     ax = axes[0][0]
-    names = [r["name"] for r in rows]
-    ax.barh(names[::-1], [100 * r["accuracy"] for r in rows][::-1],
-            xerr=[100 * r["std"] / max(1, r["n_passages"]) ** 0.5 for r in rows][::-1], color="#4c72b0")
-    ax.set_xlabel("accuracy on held-out passages (%), ± s.e.m.")
+    names = [r.name for r in rows]
+    ax.barh(names[::-1], [100 * r.accuracy for r in rows][::-1],
+            xerr=[100 * r.std / max(1, r.n_passages) ** 0.5 for r in rows][::-1], color="#4c72b0")
+    ax.set_xlabel(f"accuracy on {summary.title} (%), ± s.e.m.")
     ax.set_title("results table")
     if rounds:
         ax = axes[0][1]
-        xs = [r["round"] for r in rounds]
-        ax.plot(xs, [100 * r["mean_reward"] for r in rounds], "o-", label="mean reward (adapted)")
-        ax.plot(xs, [100 * r["mean_baseline"] for r in rounds], "s--", label="no adaptation")
+        xs = [r.round for r in rounds]
+        ax.plot(xs, [100 * r.mean_reward for r in rounds], "o-", label="mean reward (adapted)")
+        ax.plot(xs, [100 * r.mean_baseline for r in rounds], "s--", label="no adaptation")
         ax.set_xlabel("ReST-EM round")
         ax.set_ylabel("accuracy on training passages (%)")
         ax.set_xticks(xs)
         ax.legend()
         ax.set_title("reward per round")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _plot_heatmaps(plt, heatmaps: list[Heatmap]):
+    import numpy as np
+
+    mats = [np.array([[np.nan if v is None else v for v in row] for row in h.values], dtype=float) for h in heatmaps]
+    top = 100 * max(0.1, max(float(np.nanmax(m)) for m in mats))  # one colour scale for all panels
+    fig, axes = plt.subplots(1, len(heatmaps), figsize=(5.4 * len(heatmaps), 4.6), squeeze=False)
+    fig.subplots_adjust(wspace=0.35)
+    for ax, h, m in zip(axes[0], heatmaps, mats):
+        im = ax.imshow(100 * m, vmin=0, vmax=top, cmap="viridis")
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                if not np.isnan(m[i, j]):
+                    ax.text(j, i, f"{100 * m[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                            color="white" if 100 * m[i, j] < top / 2 else "black")
+        ax.set_xticks(range(m.shape[1]), h.col_labels)
+        ax.set_yticks(range(m.shape[0]), h.row_labels)
+        ax.set_xlabel(h.xlabel)
+        ax.set_ylabel(h.ylabel)
+        ax.set_title(h.title)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy (%)")
+    return fig
+
+
+def markdown(summary: Summary) -> str:
+    lines = [f"# {summary.config}", ""]
+    if summary.rows:
+        lines += [f"Accuracy (%) on {summary.title}.", "", markdown_table(*table_cells(summary.rows, summary.unit)),
+                  ""]
+    sections = ([rounds_table(summary)] if summary.rounds else []) + summary.sections
+    for s in sections:
+        headers, cells = (s.headers, s.cells) if isinstance(s, Table) else heatmap_cells(s)
+        lines += [f"## {s.title}", ""] + ([s.note, ""] if s.note else []) + [markdown_table(headers, cells), ""]
+    if summary.rows or any(isinstance(s, Heatmap) for s in summary.sections):
+        lines += ["![results](results.png)", ""]
+    return "\n".join(lines)
 
 
 def write_report(run_dir: str | Path) -> Path:
     """report.md and results.png from summary.json."""
     run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    if summary.get("experiment") == "continual":
-        from seal.experiments.continual import write_continual_report
-
-        return write_continual_report(run_dir, summary)
+    summary = Summary.from_json(json.loads((run_dir / "summary.json").read_text()))
     plot(summary, run_dir / "results.png")
-    lines = [f"# {summary.get('config', run_dir.name)}", "", markdown_table(summary["rows"]), ""]
-    if summary["rounds"]:
-        lines += ["## ReST-EM rounds", "", "| round | mean reward | no adaptation | scored | kept | seconds |",
-                  "|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['round']} | {100 * r['mean_reward']:.1f} | {100 * r['mean_baseline']:.1f} | "
-                  f"{r['n_scored']} | {r['n_kept']} | {r['seconds']:.0f} |" for r in summary["rounds"]]
-        lines.append("")
-    if summary.get("updates"):
-        lines += ["## Updates", "", "| row | sequences | tokens | steps | first loss | last loss | seconds |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {name} | {u['sequences']} | {u['tokens']} | {u['steps']} | {u['first_loss']:.3f} | "
-                  f"{u['last_loss']:.3f} | {u['seconds']:.0f} |" for name, u in summary["updates"].items()]
-        lines.append("")
-    if summary.get("configs"):
-        lines += ["## Configs written", "", "| self-edits | n | valid | median lr | mean epochs | basic | size | chain "
-                  "| repeat | output only |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for name, p in summary["configs"].items():
-            if not p.get("valid"):
-                lines.append(f"| {name} | {p['n']} | 0 | | | | | | | |")
-                continue
-            lines.append(f"| {name} | {p['n']} | {p['valid']} | {p['median_lr']:.0e} | {p['mean_epochs']:.1f} | "
-                         + " | ".join(f"{100 * p[f'uses_{g}']:.0f}%" for g in ("basic", "size", "chain", "repeat"))
-                         + f" | {100 * p['output_only']:.0f}% |")
-        lines.append("")
-    if summary.get("config_rewards"):
-        lines += ["## Reward by config choice", "",
-                  "Every scored config of the run (training rounds and eval rows), grouped by each choice it made.",
-                  "", "| choice | value | configs | mean reward |", "|---|---|---:|---:|"]
-        lines += [f"| {c['choice']} | {c['value']} | {c['n']} | {100 * c['reward']:.1f} |"
-                  for c in summary["config_rewards"]]
-        lines.append("")
-    lines += ["![results](results.png)", ""]
     out = run_dir / "report.md"
-    out.write_text("\n".join(lines))
+    out.write_text(markdown(summary))
     return out

@@ -7,7 +7,7 @@ import os
 import time
 
 from seal.config import RunConfig, SourceConfig
-from seal.data import DataError, load_records, squad_to_records
+from seal.data import DataError, load_records, paper_eval_split, squad_to_records
 from seal.domains.base import Context, SelfEdit
 from seal.progress import log, progress
 
@@ -32,13 +32,18 @@ def read_source(src: SourceConfig, cfg: RunConfig) -> list[Context]:
         return [task_context(t) for t in tasks]
     if src.kind == "arc_world":
         from seal.domains.arc.domain import task_context
-        from seal.domains.arc.world import world_tasks
+        from seal.world.arc_tasks import world_tasks
 
         families = tuple(cfg.arc.families) if cfg.arc.families else None
         return [task_context(t) for t in world_tasks(src.split or "eval", cfg.arc.per_family, families)]
     from seal.world.generator import default_world
 
     return list(default_world().split(src.split or "eval"))
+
+
+def eval_contexts(cfg: RunConfig, pool: list[Context], n: int) -> list[Context]:
+    """The first `n` of `pool` shuffled as `data.eval_selection` says: the paper's seed 42, or the run seed."""
+    return paper_eval_split(pool, n, seed=42 if cfg.data.eval_selection == "paper" else cfg.seed)
 
 
 def teacher_self_edits(run, ctxs: list[Context]) -> dict[str, list[SelfEdit]]:

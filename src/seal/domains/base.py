@@ -102,6 +102,21 @@ class UpdatePlan:
 
 
 @dataclass(frozen=True)
+class UpdateSpec:
+    """A lasting update over many sequences (continued pretraining, a continual step, `seal learn`): a LoRA
+    merged into the weights afterwards (or kept as an adapter), or every weight trained (`full`)."""
+
+    mode: str = "lora"  # lora | full
+    lora: LoraSpec = LoraSpec()
+    optim: OptimSpec = OptimSpec()
+    grad_accum: int = 1
+
+    def n_steps(self, n_sequences: int) -> int:
+        micro = -(-n_sequences // self.optim.batch_size)
+        return -(-micro // self.grad_accum) * self.optim.epochs
+
+
+@dataclass(frozen=True)
 class Invalid:
     """A self-edit that cannot be applied: it scores 0 and the reason is recorded."""
 

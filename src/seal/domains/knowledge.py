@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 
 from seal.config import GenerationConfig, InnerConfig, SequencesConfig
-from seal.domains.base import (Context, InnerResult, Invalid, LoraSpec, OptimSpec, Probe, Score, SelfEdit,
-                               TrainSequence, UpdatePlan)
+from seal.domains.base import Context, InnerResult, Invalid, Probe, Score, SelfEdit, TrainSequence, UpdatePlan
 from seal.generate import encode_prompt
 from seal.grading import Grader, GradeItem
 
@@ -81,10 +80,8 @@ class KnowledgeDomain:
         self.gen = generation
         self.seq = sequences
         self.inner = inner
-        self.lora = LoraSpec(inner.lora_r, inner.lora_alpha, inner.lora_dropout,
-                             tuple(inner.target_modules) if inner.target_modules else None)
-        self.optim = OptimSpec(inner.lr, inner.epochs, inner.batch_size, inner.schedule, inner.warmup_steps,
-                               inner.weight_decay, inner.max_grad_norm)
+        self.lora = inner.lora_spec()
+        self.optim = inner.optim_spec()
 
     @classmethod
     def from_config(cls, tokenizer, cfg) -> "KnowledgeDomain":

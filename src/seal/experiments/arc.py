@@ -25,18 +25,52 @@ import math
 import statistics
 from pathlib import Path
 
-from seal.backend import make_backend
 from seal.config import RunConfig
 from seal.domains.arc.domain import ArcDomain, ArcSettings, oracle_config
 from seal.domains.arc.selfedit import ToolConfig, parse_tool_config
 from seal.domains.base import Invalid
-from seal.experiments.knowledge import eval_self_edit_row, training_passages
-from seal.loop import Item, score_self_edits
 from seal.outer.restem import policies_by_round
 from seal.progress import log
-from seal.report import round_rows, summarize_row, write_report
-from seal.run import RunContext, open_run_dir, write_json
+from seal.results import Row, Summary, Table, round_rows
+from seal.run import Item, Run
 from seal.sources import read_source
+
+GROUPS = ("basic", "size", "chain", "repeat")
+
+
+def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
+    train_pool = read_source(cfg.data.train, cfg)
+    eval_tasks = read_source(cfg.data.eval, cfg)[: cfg.data.n_eval]
+    with Run.open(cfg, run_dir) as run:
+        base = run.load()
+        run.domain = ArcDomain(base.tokenizer, settings_of(cfg), seed=cfg.seed)
+        log.info("ARC: %d eval tasks, %d candidate training tasks; backend %s", len(eval_tasks), len(train_pool),
+                 run.backend.name)
+
+        # --- the base model's rows ---
+        rows = []
+        if cfg.arc.icl:
+            rows.append(arc_row(run, "icl", run.score("eval/icl", 0, base, [Item(c, None, adapt=False)
+                                                                             for c in eval_tasks]), eval_tasks))
+        if cfg.arc.base_self_edits:
+            rows.append(arc_row(run, "base_self_edits", run.self_edit_scores("base", 0, base, eval_tasks), eval_tasks))
+        if cfg.arc.oracle_row:
+            oracle = ToolConfig.model_validate(cfg.arc.oracle) if cfg.arc.oracle else oracle_config()
+            items = [Item(c, None, 0, rep, (("config", oracle),)) for c in eval_tasks
+                     for rep in range(cfg.eval.repeats)]
+            rows.append(arc_row(run, "oracle_ttt", run.score("eval/oracle", 0, base, items), eval_tasks))
+
+        # --- ReST-EM rounds, each followed by its row ---
+        for r, policy in policies_by_round(run, base, lambda r: run.training_contexts(train_pool, r)):
+            if cfg.eval.every_round or r == cfg.restem.rounds:
+                rows.append(arc_row(run, f"seal_round_{r}", run.self_edit_scores("seal", r, policy, eval_tasks),
+                                    eval_tasks))
+
+        profiles, rewards = config_profiles(run.store), config_rewards(run.store)
+        return run.finish(Summary(
+            "arc", cfg.name, rows, round_rows(run.store), title="held-out tasks", unit="tasks",
+            data={"engine": run.backend.engine_name, "backend": run.backend.name, "configs": profiles,
+                  "config_rewards": rewards}, sections=config_sections(profiles, rewards)))
 
 
 def settings_of(cfg: RunConfig) -> ArcSettings:
@@ -45,50 +79,11 @@ def settings_of(cfg: RunConfig) -> ArcSettings:
                        tuple(a.leave_out), a.max_length, a.answer_max_new_tokens, a.permute_colors)
 
 
-def main(cfg: RunConfig, run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
-    store = open_run_dir(run_dir, cfg)
-    train_pool = read_source(cfg.data.train, cfg)
-    eval_tasks = read_source(cfg.data.eval, cfg)[: cfg.data.n_eval]
-    backend = make_backend(cfg)
-    try:
-        base = backend.load()
-        domain = ArcDomain(base.tokenizer, settings_of(cfg), seed=cfg.seed)
-        run = RunContext(cfg, run_dir, store, domain, backend)
-        log.info("ARC: %d eval tasks, %d candidate training tasks; backend %s", len(eval_tasks), len(train_pool),
-                 backend.name)
-        rows = []
-        if cfg.arc.icl:
-            items = [Item(c, None, adapt=False) for c in eval_tasks]
-            rows.append(arc_row("icl", score_self_edits(store, "eval/icl", 0, backend, base, domain, items,
-                                                        seed=cfg.seed), eval_tasks))
-        if cfg.arc.base_self_edits:
-            rows.append(arc_row("base_self_edits", eval_self_edit_row(run, base, eval_tasks, "base", 0), eval_tasks))
-        if cfg.arc.oracle_row:
-            oracle = ToolConfig.model_validate(cfg.arc.oracle) if cfg.arc.oracle else oracle_config()
-            items = [Item(c, None, 0, rep, (("config", oracle),)) for c in eval_tasks
-                     for rep in range(cfg.eval.repeats)]
-            rows.append(arc_row("oracle_ttt", score_self_edits(store, "eval/oracle", 0, backend, base, domain, items,
-                                                               seed=cfg.seed), eval_tasks))
-        for r, policy in policies_by_round(run, base, lambda r: training_passages(cfg, train_pool, eval_tasks, r)):
-            if cfg.eval.every_round or r == cfg.restem.rounds:
-                rows.append(arc_row(f"seal_round_{r}", eval_self_edit_row(run, policy, eval_tasks, "seal", r),
-                                    eval_tasks))
-        summary = {"experiment": "arc", "rows": rows, "rounds": round_rows(store), "config": cfg.name,
-                   "engine": backend.engine_name, "backend": backend.name, "configs": config_profiles(store),
-                   "config_rewards": config_rewards(store)}
-        write_json(run_dir / "summary.json", summary)
-        write_report(run_dir)
-        return summary
-    finally:
-        backend.close()
-
-
-def arc_row(name: str, scores, tasks) -> dict:
+def arc_row(run: Run, name: str, scores, tasks) -> Row:
     """A table row, plus `best_of`: the fraction of tasks solved by at least one of their self-edits."""
-    row = summarize_row(name, scores, tasks)
+    row = run.row(name, scores, tasks)
     solved = {k.context_id for k, s in scores.items() if s.accuracy > 0}
-    row["best_of"] = len(solved) / max(1, row["n_passages"])
+    row.best_of = len(solved) / max(1, row.n_passages)
     return row
 
 
@@ -103,7 +98,7 @@ def config_profile(texts: list[str]) -> dict:
                 "mean_log10_lr": sum(math.log10(c.training.learning_rate) for c in configs) / n,
                 "mean_epochs": sum(c.training.num_train_epochs for c in configs) / n,
                 "output_only": sum(c.training.strategy == "train_using_output_tokens" for c in configs) / n}
-        out |= {f"uses_{g}": sum(g in c.groups for c in configs) / n for g in ("basic", "size", "chain", "repeat")}
+        out |= {f"uses_{g}": sum(g in c.groups for c in configs) / n for g in GROUPS}
     return out
 
 
@@ -144,7 +139,7 @@ def config_rewards(store) -> list[dict]:
             add("loss", "output only" if t.strategy == "train_using_output_tokens" else "all tokens", score.accuracy)
             add("learning rate", f"{t.learning_rate:.0e}", score.accuracy)
             add("epochs", str(t.num_train_epochs), score.accuracy)
-            for g in ("basic", "size", "chain", "repeat"):
+            for g in GROUPS:
                 add(f"{g} augmentations", "on" if g in config.groups else "off", score.accuracy)
 
     def order(item):
@@ -156,3 +151,18 @@ def config_rewards(store) -> list[dict]:
 
     return [{"choice": c, "value": v, "n": len(rs), "reward": sum(rs) / len(rs)}
             for (c, v), rs in sorted(groups.items(), key=order)]
+
+
+def config_sections(profiles: dict[str, dict], rewards: list[dict]) -> list[Table]:
+    """The report's view of the configs: what each set of self-edits chose, and the reward of each choice."""
+    cells = []
+    for name, p in profiles.items():
+        cells.append([name, str(p["n"]), str(p["valid"])] + (
+            [f"{p['median_lr']:.0e}", f"{p['mean_epochs']:.1f}", *(f"{100 * p[f'uses_{g}']:.0f}%" for g in GROUPS),
+             f"{100 * p['output_only']:.0f}%"] if p.get("valid") else [""] * 7))
+    return [Table("Configs written", ["self-edits", "n", "valid", "median lr", "mean epochs", *GROUPS, "output only"],
+                  cells),
+            Table("Reward by config choice", ["choice", "value", "configs", "mean reward"],
+                  [[c["choice"], c["value"], str(c["n"]), f"{100 * c['reward']:.1f}"] for c in rewards],
+                  note="Every scored config of the run (training rounds and eval rows), grouped by each choice it "
+                       "made.")]

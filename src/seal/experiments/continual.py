@@ -11,15 +11,11 @@ Modes (`continual.modes`):
     merge     the adapter is merged into the weights after each step (the paper); the next self-edit is
               written by the updated model
     library   beyond the paper: each step's adapter is kept apart and the base model never changes; every
-              question is answered through the adapter of the passage most similar to it (cosine similarity
-              of the base model's mean-pooled hidden states), so old passages cannot be overwritten, only
-              mis-routed
+              question is answered through the adapter of the passage most similar to it (`seal.inner.library`)
 
-The paper (Zweiger et al. 2025) reports forgetting under merge, e.g. passage 1 decaying from ~0.38 right after
-its edit to ~0.19 after 8 edits.
-
-Resuming: every step's scores are stored when produced, and the merged model after the latest step is kept on
-disk (earlier ones are deleted unless `continual.keep_checkpoints`), so a rerun continues at the next step.
+The paper (Zweiger et al. 2025) reports forgetting under merge: passage 1 decays from ~0.38 right after its
+edit to ~0.19 after 8 edits. Every step's scores are stored when produced, and the merged model after the latest
+step is kept on disk (unless `continual.keep_checkpoints`, earlier ones are deleted), so a rerun resumes.
 """
 
 from __future__ import annotations
@@ -29,64 +25,58 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from seal.backend import save_model_copy
 from seal.config import RunConfig
 from seal.data import DataError
-from seal.domains.base import Context, Invalid, UpdatePlan
+from seal.domains.base import Context, Invalid, UpdatePlan, UpdateSpec
 from seal.domains.knowledge import KnowledgeDomain
-from seal.inner.update import UpdateSpec, finetune
-from seal.loop import answer_closed_book, sample_self_edits
-from seal.model import load_model
+from seal.inner.library import adapters_loaded, embed, route
+from seal.inner.update import finetune, train_adapter
+from seal.model import LoadedModel
 from seal.progress import log, progress
-from seal.run import RunContext, atomic_dir, free, open_run_dir, write_json
+from seal.results import Heatmap, Summary, Table
+from seal.run import Run
 from seal.sources import read_source
-from seal.store import ScoreKey, derive_seed
+from seal.store import derive_seed
 
 
-def main(cfg: RunConfig, run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
-    store = open_run_dir(run_dir, cfg)
+def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
     seqs = draw_sequences(cfg)
-    base = load_model(cfg.model)
-    domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
-    run = RunContext(cfg, run_dir, store, domain)
     c = cfg.continual
-    log.info("continual: %d sequences of %d passages, modes %s", c.sequences, c.steps, ", ".join(c.modes))
+    with Run.open(cfg, run_dir, local=True) as run:
+        base = run.load()
+        run.domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
+        log.info("continual: %d sequences of %d passages, modes %s", c.sequences, c.steps, ", ".join(c.modes))
+        for s, ctxs in enumerate(seqs):  # row 0: the unedited model on all K passages (shared by the modes)
+            run.closed_book(_phase("base", s), 0, base, ctxs)
+        out: dict[str, dict] = {}
+        for mode in c.modes:
+            mats, fallbacks, routed, routed_right = [], 0, 0, 0
+            if mode == "merge":
+                run.free(base)  # each merge sequence loads its own copy
+            elif base.model is None:
+                base = run.load()
+            with progress(f"continual {mode}: sequences", len(seqs)) as advance:
+                for s, ctxs in enumerate(seqs):
+                    if mode == "merge":
+                        merge_sequence(run, s, ctxs)
+                    else:
+                        right, total = library_sequence(run, base, s, ctxs)
+                        routed_right, routed = routed_right + right, routed + total
+                    mats.append(sequence_matrix(run, mode, s, ctxs))
+                    fallbacks += count_fallbacks(run, mode, s, ctxs)
+                    advance()
+            out[mode] = matrix_summary(np.stack(mats)) | {"passage_fallbacks": fallbacks}
+            if mode == "library":
+                out[mode]["routing_accuracy"] = routed_right / max(1, routed)
+        run.free(base)
 
-    for s, ctxs in enumerate(seqs):
-        base_row(run, base, s, ctxs)
-    out: dict[str, dict] = {}
-    for mode in c.modes:
-        mats, fallbacks, routed, routed_right = [], 0, 0, 0
-        if mode == "merge":
-            free(base)  # each merge sequence loads its own copy
-        elif base.model is None:
-            base = load_model(cfg.model)
-        with progress(f"continual {mode}: sequences", len(seqs)) as advance:
-            for s, ctxs in enumerate(seqs):
-                if mode == "merge":
-                    merge_sequence(run, s, ctxs)
-                else:
-                    right, total = library_sequence(run, base, s, ctxs)
-                    routed_right, routed = routed_right + right, routed + total
-                mats.append(sequence_matrix(run, mode, s, ctxs))
-                fallbacks += count_fallbacks(run, mode, s, ctxs)
-                advance()
-        out[mode] = matrix_summary(np.stack(mats))
-        out[mode]["passage_fallbacks"] = fallbacks
-        if mode == "library":
-            out[mode]["routing_accuracy"] = routed_right / max(1, routed)
-    free(base)
-
-    first = out[c.modes[0]]
-    summary = {"experiment": "continual", "config": cfg.name, "sequences": c.sequences, "steps": c.steps,
-               "matrix_mean": first["matrix_mean"], "matrix_std": first["matrix_std"], "modes": out,
-               "passages": [[x.id for x in ctxs] for ctxs in seqs]}
-    write_json(run_dir / "summary.json", summary)
-    write_continual_report(run_dir, summary)
-    return summary
+        first = out[c.modes[0]]
+        return run.finish(Summary(
+            "continual", cfg.name, title=f"continual self-edits: {c.sequences} sequences of {c.steps} passages",
+            data={"sequences": c.sequences, "steps": c.steps, "matrix_mean": first["matrix_mean"],
+                  "matrix_std": first["matrix_std"], "modes": out, "passages": [[x.id for x in xs] for xs in seqs]},
+            sections=sections(out)))
 
 
 def draw_sequences(cfg: RunConfig) -> list[list[Context]]:
@@ -109,27 +99,13 @@ def _edit_phase(mode: str, s: int, k: int) -> str:
     return _phase("base", s) if mode == "library" or k == 1 else _phase(mode, s)
 
 
-def _have_step(run: RunContext, mode: str, s: int, k: int, ctxs: list[Context]) -> bool:
-    return run.store.has_scores(_phase(mode, s), k, [x.id for x in ctxs[:k]])
-
-
-def base_row(run: RunContext, base, s: int, ctxs: list[Context]) -> None:
-    """Row 0: the unedited model on all K passages (shared by both modes)."""
-    phase = _phase("base", s)
-    if run.store.has_scores(phase, 0, [x.id for x in ctxs]):
-        return
-    scores = answer_closed_book(base.model, base.tokenizer, run.domain, ctxs, run.cfg.inner.eval_batch_size)
-    run.store.put_scores([(ScoreKey(phase, 0, cid), sc) for cid, sc in scores.items()])
-
-
-def step_plan(run: RunContext, loaded, mode: str, s: int, k: int, ctx: Context) -> UpdatePlan:
+def step_plan(run: Run, loaded, mode: str, s: int, k: int, ctx: Context) -> UpdatePlan:
     """The update of step k: passage k-1 plus a self-edit the current model writes for it (stored). A
     self-edit with nothing to train on is replaced by the passage alone (counted as a fallback)."""
     edit = None
     if run.cfg.continual.self_edit:
-        got = sample_self_edits(run.store, _edit_phase(mode, s, k), k, loaded, run.domain, [ctx], 1, run.sampling,
-                                seed=run.cfg.seed, batch_size=1, policy=f"{mode}-step-{k - 1}")
-        edit = got[(ctx.id, 0)]
+        edit = run.sample(_edit_phase(mode, s, k), k, loaded, [ctx], 1, who=f"{mode}-step-{k - 1}",
+                          batch_size=1)[(ctx.id, 0)]
     plan = run.domain.plan(ctx, edit)
     if isinstance(plan, Invalid):
         log.warning("sequence %d step %d: %s; training on the passage alone", s, k, plan.reason)
@@ -137,130 +113,76 @@ def step_plan(run: RunContext, loaded, mode: str, s: int, k: int, ctx: Context) 
     return plan
 
 
-def count_fallbacks(run: RunContext, mode: str, s: int, ctxs: list[Context]) -> int:
+def count_fallbacks(run: Run, mode: str, s: int, ctxs: list[Context]) -> int:
     """Steps of a finished sequence whose stored self-edit was replaced by the passage alone."""
-    n = 0
-    for k, ctx in enumerate(ctxs, start=1):
-        edit = run.store.self_edits(_edit_phase(mode, s, k), k).get((ctx.id, 0))
-        n += edit is not None and isinstance(run.domain.plan(ctx, edit), Invalid)
-    return n
+    edits = [run.store.self_edits(_edit_phase(mode, s, k), k).get((c.id, 0)) for k, c in enumerate(ctxs, 1)]
+    return sum(e is not None and isinstance(run.domain.plan(c, e), Invalid) for c, e in zip(ctxs, edits))
 
 
-def _spec(plan: UpdatePlan) -> UpdateSpec:
-    return UpdateSpec("lora", plan.lora, plan.optim, 1)
-
-
-def merge_sequence(run: RunContext, s: int, ctxs: list[Context]) -> None:
+def merge_sequence(run: Run, s: int, ctxs: list[Context]) -> None:
     """Steps 1..K of one sequence under merge, resuming from the latest kept checkpoint."""
     cfg, K = run.cfg, len(ctxs)
-    ck_dir = run.run_dir / "continual" / f"merge-seq-{s}"
-    if _have_step(run, "merge", s, K, ctxs):  # finished earlier (the clean-up may have been interrupted)
+    ck_dir = run.dir / "continual" / f"merge-seq-{s}"
+    if run.store.has_scores(_phase("merge", s), K, [x.id for x in ctxs]):  # done (clean-up may have stopped)
         if not cfg.continual.keep_checkpoints:
             shutil.rmtree(ck_dir, ignore_errors=True)
         return
     steps_on_disk = sorted(int(p.name.split("-")[1]) for p in ck_dir.glob("step-*") if not p.name.endswith(".tmp"))
     start = steps_on_disk[-1] if steps_on_disk else 0
-    loaded = load_model(cfg.model, path=str(ck_dir / f"step-{start}")) if start else load_model(cfg.model)
+    loaded = run.load(str(ck_dir / f"step-{start}") if start else None)
     for k in range(start, K + 1):
         if k > start:
-            ctx = ctxs[k - 1]
-            plan = step_plan(run, loaded, "merge", s, k, ctx)
-            finetune(loaded, list(plan.sequences), _spec(plan), derive_seed(cfg.seed, "continual", s, k),
-                     description=f"seq {s} step {k}: update", verbose=False)
-            save_model_copy(loaded, ck_dir / f"step-{k}")
+            plan = step_plan(run, loaded, "merge", s, k, ctxs[k - 1])
+            finetune(loaded, list(plan.sequences), UpdateSpec("lora", plan.lora, plan.optim, 1),
+                     derive_seed(cfg.seed, "continual", s, k), description=f"seq {s} step {k}: update", verbose=False)
+            run.backend.save_copy(loaded, ck_dir / f"step-{k}")
             if not cfg.continual.keep_checkpoints and k > 1:
                 shutil.rmtree(ck_dir / f"step-{k - 1}", ignore_errors=True)
-        if k and not _have_step(run, "merge", s, k, ctxs):
-            scores = answer_closed_book(loaded.model, loaded.tokenizer, run.domain, ctxs[:k],
-                                        cfg.inner.eval_batch_size)
-            run.store.put_scores([(ScoreKey(_phase("merge", s), k, cid), sc) for cid, sc in scores.items()])
-    free(loaded)
+        if k:
+            run.closed_book(_phase("merge", s), k, loaded, ctxs[:k])
+    run.free(loaded)
     if not cfg.continual.keep_checkpoints:
         shutil.rmtree(ck_dir, ignore_errors=True)
 
 
-@torch.no_grad()
-def embed(loaded, texts: list[str], batch_size: int = 32) -> torch.Tensor:
-    """Unit-norm mean-pooled last hidden states of `texts` (the library's router)."""
-    from seal.generate import _pad_left, encode_prompt
-
-    tok, model = loaded.tokenizer, loaded.model
-    out = []
-    for i in range(0, len(texts), batch_size):
-        ids, mask = _pad_left([encode_prompt(tok, t) for t in texts[i:i + batch_size]], tok.pad_token_id,
-                              loaded.device)
-        hidden = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1].float()
-        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
-    return torch.cat(out)
-
-
-def library_sequence(run: RunContext, base, s: int, ctxs: list[Context]) -> tuple[int, int]:
+def library_sequence(run: Run, base, s: int, ctxs: list[Context]) -> tuple[int, int]:
     """Steps 1..K of one sequence under library: one adapter per passage, the base weights never change.
     Returns (questions routed to their own passage, questions) once all K passages are in the library."""
-    from peft import PeftModel, get_peft_model
-
-    from seal.inner.sequential import init_adapter, peft_config
-    from seal.inner.update import train_steps
-
     cfg, K = run.cfg, len(ctxs)
-    lib = run.run_dir / "continual" / f"library-seq-{s}"
+    lib = run.dir / "continual" / f"library-seq-{s}"
     keys = embed(base, [f"{x.title}\n{x.text}" for x in ctxs])
     probes = [(j, p) for j, x in enumerate(ctxs) for p in run.domain.probes(x)]
     queries = embed(base, [p.prompt for _, p in probes])
-    final = (queries @ keys.T).argmax(1).tolist()  # routing once all K passages are in the library
     for k in range(1, K + 1):
-        if _have_step(run, "library", s, k, ctxs):
+        if run.store.has_scores(_phase("library", s), k, [x.id for x in ctxs[:k]]):
             continue
-        path = lib / f"adapter-{k}"
-        if not path.exists():
+        if not (lib / f"adapter-{k}").exists():
             plan = step_plan(run, base, "library", s, k, ctxs[k - 1])
-            pm = get_peft_model(base.model, peft_config(base.model, plan.lora))
-            try:
-                init_adapter(pm, derive_seed(cfg.seed, "continual", s, k))
-                train_steps(pm, list(plan.sequences), plan.optim, 1, derive_seed(cfg.seed, "continual", s, k),
-                            description=f"seq {s} step {k}: adapter")
-                with atomic_dir(path) as tmp:
-                    pm.save_pretrained(tmp)
-            finally:
-                pm.unload()
-                base.model.requires_grad_(False)
-        # route every question of passages 0..k-1 to the most similar of the k passages with an adapter
+            train_adapter(base, list(plan.sequences), UpdateSpec("lora", plan.lora, plan.optim, 1),
+                          derive_seed(cfg.seed, "continual", s, k), lib / f"adapter-{k}",
+                          description=f"seq {s} step {k}: adapter")
+        # every question of passages 0..k-1 goes to the most similar of the k passages with an adapter
         seen = [i for i, (j, _) in enumerate(probes) if j < k]
-        sims = queries[seen] @ keys[:k].T
-        route = [f"a{int(a)}" for a in sims.argmax(1)]
-        pm = PeftModel.from_pretrained(base.model, str(lib / "adapter-1"), adapter_name="a0")
-        try:
-            for j in range(1, k):
-                pm.load_adapter(str(lib / f"adapter-{j + 1}"), adapter_name=f"a{j}")
-            scores = answer_closed_book(pm, base.tokenizer, run.domain, ctxs[:k], cfg.inner.eval_batch_size,
-                                        route=route, activate=pm.set_adapter)
-        finally:
-            pm.unload()
-            base.model.requires_grad_(False)
-            base.model.eval()
-        run.store.put_scores([(ScoreKey(_phase("library", s), k, cid), sc) for cid, sc in scores.items()])
+        choice = [f"a{a}" for a in route(queries[seen], keys[:k])]
+        with adapters_loaded(base, [lib / f"adapter-{j}" for j in range(1, k + 1)]) as model:
+            run.closed_book(_phase("library", s), k, LoadedModel(model, base.tokenizer, base.path), ctxs[:k],
+                            route=choice, activate=model.set_adapter)
     if not cfg.continual.keep_checkpoints:
         shutil.rmtree(lib, ignore_errors=True)
+    final = route(queries, keys)  # routing once all K passages are in the library
     return sum(r == j for r, (j, _) in zip(final, probes)), len(probes)
 
 
-def sequence_matrix(run: RunContext, mode: str, s: int, ctxs: list[Context]) -> np.ndarray:
+def sequence_matrix(run: Run, mode: str, s: int, ctxs: list[Context]) -> np.ndarray:
     """(K+1)×K accuracies of one sequence from the store; NaN above the diagonal (not yet seen)."""
     K = len(ctxs)
     m = np.full((K + 1, K), np.nan)
-    row0 = run.store.scores(_phase("base", s), 0)
-    for j, x in enumerate(ctxs):
-        m[0, j] = row0[ScoreKey(_phase("base", s), 0, x.id)].accuracy
-    for k in range(1, K + 1):
-        got = run.store.scores(_phase(mode, s), k)
-        for j in range(k):
-            m[k, j] = got[ScoreKey(_phase(mode, s), k, ctxs[j].id)].accuracy
+    for k in range(K + 1):
+        phase = _phase("base" if k == 0 else mode, s)
+        got = {key.context_id: sc.accuracy for key, sc in run.store.scores(phase, k).items()}
+        for j in range(K if k == 0 else k):
+            m[k, j] = got[ctxs[j].id]
     return m
-
-
-def _nan_to_none(a: np.ndarray) -> list[list[float | None]]:
-    return [[None if np.isnan(v) else float(v) for v in row] for row in a]
 
 
 def matrix_summary(mats: np.ndarray) -> dict:
@@ -271,67 +193,24 @@ def matrix_summary(mats: np.ndarray) -> dict:
     right_after = [float(mean[j + 1, j]) for j in range(K)]
     after_last = [float(mean[K, j]) for j in range(K)]
     drop = [a - b for a, b in zip(right_after, after_last)]
-    return {"matrix_mean": _nan_to_none(mean), "matrix_std": _nan_to_none(std),
+    listed = lambda a: [[None if np.isnan(v) else float(v) for v in row] for row in a]  # noqa: E731
+    return {"matrix_mean": listed(mean), "matrix_std": listed(std),
             "forgetting": {"right_after": right_after, "after_last": after_last, "per_passage": drop,
                            "mean": float(np.mean(drop[:-1])) if K > 1 else 0.0},
             "mean_seen_after_last": float(np.mean(mean[K]))}
 
 
-def plot_matrices(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    modes = summary["modes"]
-    mats = {mode: np.array([[np.nan if v is None else v for v in row] for row in res["matrix_mean"]])
-            for mode, res in modes.items()}
-    top = 100 * max(0.1, max(float(np.nanmax(m)) for m in mats.values()))  # one colour scale for all panels
-    fig, axes = plt.subplots(1, len(modes), figsize=(5.4 * len(modes), 4.6), squeeze=False)
-    fig.subplots_adjust(wspace=0.35)
-    for ax, (mode, res) in zip(axes[0], modes.items()):
-        m = mats[mode]
-        im = ax.imshow(100 * m, vmin=0, vmax=top, cmap="viridis")
-        K = m.shape[1]
-        for k in range(K + 1):
-            for j in range(K):
-                if not np.isnan(m[k, j]):
-                    ax.text(j, k, f"{100 * m[k, j]:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if 100 * m[k, j] < top / 2 else "black")
-        ax.set_xticks(range(K), [str(j + 1) for j in range(K)])
-        ax.set_yticks(range(K + 1), ["base"] + [str(k) for k in range(1, K + 1)])
-        ax.set_xlabel("passage")
-        ax.set_ylabel("after edit")
-        ax.set_title(f"{mode}: forgetting {100 * res['forgetting']['mean']:.1f} points")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="accuracy (%)")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def markdown_matrix(m: list[list[float | None]]) -> str:
-    K = len(m[0])
-    lines = ["| after edit | " + " | ".join(f"p{j + 1}" for j in range(K)) + " |", "|---|" + "---:|" * K]
-    for k, row in enumerate(m):
-        cells = ["" if v is None else f"{100 * v:.1f}" for v in row]
-        lines.append(f"| {'base' if k == 0 else k} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_continual_report(run_dir: Path, summary: dict) -> Path:
-    plot_matrices(summary, run_dir / "continual.png")
-    lines = [f"# {summary['config']}: continual self-edits", "",
-             f"{summary['sequences']} sequences of {summary['steps']} passages; accuracy (%) averaged over sequences.",
-             ""]
-    for mode, res in summary["modes"].items():
-        f = res["forgetting"]
-        lines += [f"## {mode}", "", markdown_matrix(res["matrix_mean"]), "",
-                  f"Mean forgetting (right after a passage's edit minus after the last edit, passages 1..K-1): "
-                  f"{100 * f['mean']:.1f} points. Mean accuracy over all passages after the last edit: "
-                  f"{100 * res['mean_seen_after_last']:.1f}."]
-        if "routing_accuracy" in res:
-            lines.append(f"Questions routed to their own passage's adapter: {100 * res['routing_accuracy']:.1f}%.")
-        lines.append("")
-    lines += ["![continual](continual.png)", ""]
-    out = run_dir / "report.md"
-    out.write_text("\n".join(lines))
+def sections(modes: dict[str, dict]) -> list:
+    """The report: each mode's mean accuracy matrix, then forgetting (and routing) per mode."""
+    out: list = [Heatmap(f"{mode}: forgetting {100 * r['forgetting']['mean']:.1f} points",
+                         ["base"] + [str(k) for k in range(1, len(r["matrix_mean"]))],
+                         [f"p{j + 1}" for j in range(len(r["matrix_mean"][0]))], r["matrix_mean"], xlabel="passage",
+                         ylabel="after edit", note="Accuracy (%) after each edit, averaged over sequences.")
+                 for mode, r in modes.items()]
+    out.append(Table("Forgetting", ["mode", "forgetting (points)", "mean after last edit", "routed to own adapter"],
+                     [[mode, f"{100 * r['forgetting']['mean']:.1f}", f"{100 * r['mean_seen_after_last']:.1f}",
+                       f"{100 * r['routing_accuracy']:.1f}%" if "routing_accuracy" in r else ""]
+                      for mode, r in modes.items()],
+                     note="Forgetting: a passage's accuracy right after its own edit minus after the last edit, "
+                          "averaged over passages 1..K-1."))
     return out

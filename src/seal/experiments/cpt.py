@@ -27,65 +27,57 @@ from seal.config import RunConfig
 from seal.data import DataError
 from seal.domains.base import Context, SelfEdit
 from seal.domains.knowledge import KnowledgeDomain
-from seal.experiments.knowledge import eval_split
-from seal.inner.update import UpdateSpec, finetune
-from seal.loop import answer_closed_book, sample_self_edits
-from seal.model import load_model
+from seal.inner.update import finetune
 from seal.progress import log
-from seal.report import summarize_row, write_report
-from seal.run import RunContext, free, open_run_dir, write_json
-from seal.sources import read_source, teacher_self_edits
-from seal.store import ScoreKey
+from seal.results import Summary, Table
+from seal.run import Run
+from seal.sources import eval_contexts, read_source, teacher_self_edits
 
 
-def main(cfg: RunConfig, run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
-    store = open_run_dir(run_dir, cfg)
+def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
     ctxs = cpt_passages(cfg)
-    base = load_model(cfg.model)
-    domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
-    run = RunContext(cfg, run_dir, store, domain)
     k = cfg.cpt.samples
-    log.info("CPT: %d passages, %d questions, %d self-edits per passage, %s update", len(ctxs),
-             sum(len(c.questions) for c in ctxs), k, cfg.cpt.update.mode)
+    with Run.open(cfg, run_dir, local=True) as run:
+        base = run.load()
+        run.domain = domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
+        log.info("CPT: %d passages, %d questions, %d self-edits per passage, %s update", len(ctxs),
+                 sum(len(c.questions) for c in ctxs), k, cfg.cpt.update.mode)
 
-    # the self-edits of every row first, while the base model is loaded and untouched
-    edits: dict[str, dict[str, list[SelfEdit]]] = {}
-    if k and cfg.cpt.base_self_edits:
-        edits["base_self_edits"] = write_self_edits(run, base, ctxs, "base")
-    if k and cfg.data.teacher.enabled:
-        edits["teacher_self_edits"] = teacher_self_edits(run, ctxs)
-    if k and cfg.cpt.policy:
-        policy = load_model(cfg.model, path=cfg.cpt.policy)
-        edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
-        free(policy)
-    if not k:
-        log.info("cpt.samples is 0: the self-edit rows are left out (they would equal passage_only)")
+        # --- the self-edits of every row first, while the base model is loaded and untouched ---
+        edits: dict[str, dict[str, list[SelfEdit]]] = {}
+        if k and cfg.cpt.base_self_edits:
+            edits["base_self_edits"] = write_self_edits(run, base, ctxs, "base")
+        if k and cfg.data.teacher.enabled:
+            edits["teacher_self_edits"] = teacher_self_edits(run, ctxs)
+        if k and cfg.cpt.policy:
+            policy = run.load(cfg.cpt.policy)
+            edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
+            run.free(policy)
+        if not k:
+            log.info("cpt.samples is 0: the self-edit rows are left out (they would equal passage_only)")
 
-    rows = [summarize_row("no_adaptation", row_scores(run, base, ctxs, "no_adaptation"), ctxs)]
-    plans: list[tuple[str, dict[str, list[SelfEdit]]]] = []
-    if cfg.cpt.passage_only:
-        plans.append(("passage_only", {}))
-    plans += list(edits.items())
-    for name, by_ctx in plans:
-        if not store.has_scores(f"cpt/{name}", 0, [c.id for c in ctxs]):
-            free(base)
-            base = load_model(cfg.model)  # every row updates a fresh copy of the base weights
-            sequences = [s for c in ctxs for s in domain.corpus_sequences(c, by_ctx.get(c.id, []))]
-            res = finetune(base, sequences, UpdateSpec.from_config(cfg.cpt.update), cfg.seed,
-                           description=f"cpt {name}: update")
-            store.set_meta(f"cpt/{name}/update", json.dumps({
-                "sequences": len(sequences), "tokens": res.n_tokens, "steps": len(res.step_losses),
-                "first_loss": res.step_losses[0], "last_loss": res.step_losses[-1], "seconds": res.seconds}))
-        rows.append(summarize_row(name, row_scores(run, base, ctxs, name), ctxs))
-    free(base)
+        # --- one update per row, each of a fresh copy of the base weights ---
+        rows = [run.row("no_adaptation", run.closed_book("cpt/no_adaptation", 0, base, ctxs), ctxs)]
+        corpora = ([("passage_only", {})] if cfg.cpt.passage_only else []) + list(edits.items())
+        for name, by_ctx in corpora:
+            if not run.store.has_scores(f"cpt/{name}", 0, [c.id for c in ctxs]):
+                run.free(base)
+                base = run.load()
+                sequences = [s for c in ctxs for s in domain.corpus_sequences(c, by_ctx.get(c.id, []))]
+                res = finetune(base, sequences, cfg.cpt.update.update_spec(), cfg.seed,
+                               description=f"cpt {name}: update")
+                run.store.set_meta(f"cpt/{name}/update", json.dumps({
+                    "sequences": len(sequences), "tokens": res.n_tokens, "steps": len(res.step_losses),
+                    "first_loss": res.step_losses[0], "last_loss": res.step_losses[-1], "seconds": res.seconds}))
+            rows.append(run.row(name, run.closed_book(f"cpt/{name}", 0, base, ctxs), ctxs))
+        run.free(base)
 
-    updates = {name: json.loads(store.get_meta(f"cpt/{name}/update")) for name, _ in plans}
-    summary = {"experiment": "cpt", "rows": rows, "rounds": [], "updates": updates, "config": cfg.name,
-               "n_passages": len(ctxs), "samples": k, "mode": cfg.cpt.update.mode}
-    write_json(run_dir / "summary.json", summary)
-    write_report(run_dir)
-    return summary
+        # --- summary ---
+        updates = {name: json.loads(run.store.get_meta(f"cpt/{name}/update")) for name, _ in corpora}
+        return run.finish(Summary(
+            "cpt", cfg.name, rows, title=f"CPT: {len(ctxs)} passages in one update",
+            data={"updates": updates, "n_passages": len(ctxs), "samples": k, "mode": cfg.cpt.update.mode},
+            sections=[updates_table(updates)] if updates else []))
 
 
 def cpt_passages(cfg: RunConfig) -> list[Context]:
@@ -94,20 +86,15 @@ def cpt_passages(cfg: RunConfig) -> list[Context]:
     pool = read_source(cfg.data.eval, cfg)
     if n > len(pool):
         raise DataError(f"cpt.n_passages is {n} but the eval source has only {len(pool)} passages")
-    return eval_split(cfg, pool, n)
+    return eval_contexts(cfg, pool, n)
 
 
-def write_self_edits(run: RunContext, loaded, ctxs: list[Context], who: str) -> dict[str, list[SelfEdit]]:
-    cfg = run.cfg
-    got = sample_self_edits(run.store, f"cpt/{who}", 0, loaded, run.domain, ctxs, cfg.cpt.samples, run.sampling,
-                            seed=cfg.seed, batch_size=cfg.generation.batch_size, policy=who)
-    return {c.id: [got[(c.id, s)] for s in range(cfg.cpt.samples)] for c in ctxs}
+def write_self_edits(run: Run, loaded, ctxs: list[Context], who: str) -> dict[str, list[SelfEdit]]:
+    got = run.sample(f"cpt/{who}", 0, loaded, ctxs, run.cfg.cpt.samples, who=who)
+    return {c.id: [got[(c.id, s)] for s in range(run.cfg.cpt.samples)] for c in ctxs}
 
 
-def row_scores(run: RunContext, loaded, ctxs: list[Context], name: str):
-    """The row's stored scores, or `loaded` answering every question now (and stored at once)."""
-    phase = f"cpt/{name}"
-    if not run.store.has_scores(phase, 0, [c.id for c in ctxs]):
-        scores = answer_closed_book(loaded.model, loaded.tokenizer, run.domain, ctxs, run.cfg.inner.eval_batch_size)
-        run.store.put_scores([(ScoreKey(phase, 0, cid), s) for cid, s in scores.items()])
-    return run.store.scores(phase, 0)
+def updates_table(updates: dict[str, dict]) -> Table:
+    return Table("Updates", ["row", "sequences", "tokens", "steps", "first loss", "last loss", "seconds"],
+                 [[name, str(u["sequences"]), str(u["tokens"]), str(u["steps"]), f"{u['first_loss']:.3f}",
+                   f"{u['last_loss']:.3f}", f"{u['seconds']:.0f}"] for name, u in updates.items()])

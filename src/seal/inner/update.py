@@ -1,42 +1,28 @@
-"""Updates that change the model for good: one finetuning run over many sequences, merged into the weights.
+"""Updates that last: one finetuning run over many sequences, merged into the weights or kept as an adapter.
 
-The inner-loop engines train throwaway adapters and only return answers; continued pretraining and continual
-self-edits need the updated model itself. `finetune` trains it in place: LoRA then merge (the paper), or every
-weight (the later revision's CPT). Batches stream from token ids, so memory holds one micro-batch of
-activations whatever the corpus size; gradients accumulate over `grad_accum` micro-batches. The loss, the data
-order and the schedule are the engines' own (`seal.inner.common`).
+The inner-loop engines train throwaway adapters and only return answers; continued pretraining, continual
+self-edits and `seal learn` need the update itself:
+
+    finetune(loaded, sequences, spec, seed)               # in place: LoRA then merge (the paper), or every weight
+    train_adapter(loaded, sequences, spec, seed, out_dir) # a peft adapter directory; the base is unchanged
+
+Batches stream from token ids, so memory holds one micro-batch of activations whatever the corpus size;
+gradients accumulate over `grad_accum` micro-batches. The loss, the data order and the schedule are the
+engines' own (`seal.inner.common`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from seal.domains.base import LoraSpec, OptimSpec, TrainSequence
+from seal.domains.base import OptimSpec, TrainSequence, UpdateSpec
+from seal.files import atomic_dir
 from seal.inner.common import ADAM_BETAS, ADAM_EPS, collate, lr_factor, row_token_losses, step_batches
 from seal.progress import log, progress
-
-
-@dataclass(frozen=True)
-class UpdateSpec:
-    mode: str = "lora"  # lora | full
-    lora: LoraSpec = LoraSpec()
-    optim: OptimSpec = OptimSpec()
-    grad_accum: int = 1
-
-    @classmethod
-    def from_config(cls, cfg) -> "UpdateSpec":
-        """From an `UpdateConfig` section."""
-        return cls(cfg.mode, LoraSpec(cfg.lora_r, cfg.lora_alpha, 0.0,
-                                      tuple(cfg.target_modules) if cfg.target_modules else None),
-                   OptimSpec(cfg.lr, cfg.epochs, cfg.batch_size, cfg.schedule, cfg.warmup_steps, cfg.weight_decay,
-                             cfg.max_grad_norm), cfg.grad_accum)
-
-    def n_steps(self, n_sequences: int) -> int:
-        micro = -(-n_sequences // self.optim.batch_size)
-        return -(-micro // self.grad_accum) * self.optim.epochs
 
 
 @dataclass
@@ -145,3 +131,26 @@ def finetune(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int
     loaded.model.requires_grad_(False)
     loaded.model.eval()
     return UpdateResult(losses, time.perf_counter() - t0, n_tokens)
+
+
+def train_adapter(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int, out_dir: str | Path,
+                  description: str = "adapter") -> UpdateResult:
+    """Train a fresh LoRA (`spec.lora`, `spec.optim`) on `sequences` and save it to `out_dir` as a standard peft
+    adapter directory (atomically; `PeftModel.from_pretrained` and vLLM load it). The base weights are left as
+    they were."""
+    from peft import get_peft_model
+
+    from seal.inner.sequential import init_adapter, peft_config
+
+    t0 = time.perf_counter()
+    model = loaded.model
+    peft_model = get_peft_model(model, peft_config(model, spec.lora))
+    try:
+        init_adapter(peft_model, seed)
+        losses = train_steps(peft_model, sequences, spec.optim, spec.grad_accum, seed, description)
+        with atomic_dir(out_dir) as tmp:
+            peft_model.save_pretrained(tmp)
+    finally:
+        peft_model.unload()
+        model.requires_grad_(False)
+    return UpdateResult(losses, time.perf_counter() - t0, sum(len(s.input_ids) for s in sequences))

@@ -1,7 +1,7 @@
 """The Ray backend: inner loops, self-edit sampling and the policy SFT on a pool of Ray workers.
 
     inner: {backend: ray}
-    ray: {num_workers: 8, num_gpus_per_worker: 1}        # one worker per GPU; `address: auto` joins a cluster
+    ray: {num_workers: 8}        # one worker per GPU when the cluster has GPUs; `address: auto` joins a cluster
 
 The driver holds the run store, the tokenizer and the plans; it needs no GPU. Each worker is a Ray actor
 that loads the current policy once (lazily, by path: a restarted or new worker reloads it by itself) and runs
@@ -25,9 +25,11 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator
 
+from seal.backends.chunks import failed_results, free_model, run_chunk_safely, save_model_copy
 from seal.config import ConfigError, RunConfig
 from seal.domains.base import InnerResult, Job
-from seal.generate import SamplingParams
+from seal.files import atomic_dir
+from seal.generate import SamplingParams, generate_batch
 from seal.progress import log
 
 
@@ -58,17 +60,17 @@ class InnerWorker:
         torch.set_num_threads(max(1, threads))
         self.cfg = RunConfig.model_validate(cfg)
         self.engine = make_engine(self.cfg.inner)
-        if 0 < self.cfg.ray.num_gpus_per_worker < 1 and hasattr(self.engine, "memory_share"):
-            self.engine.memory_share = self.cfg.ray.num_gpus_per_worker  # workers sharing a GPU
+        share = self.cfg.ray.num_gpus_per_worker  # resolved by the driver (never `auto` here)
+        if share != "auto" and 0 < share < 1 and hasattr(self.engine, "memory_share"):
+            self.engine.memory_share = share  # workers sharing a GPU
         self.loaded = None
 
     def _model(self, path: str):
         if self.loaded is None or self.loaded.path != path:
             from seal.model import load_model
-            from seal.run import free
 
             if self.loaded is not None:
-                free(self.loaded)
+                free_model(self.loaded)
                 self.loaded = None
             self.loaded = load_model(self.cfg.model, path=path)
         return self.loaded
@@ -80,19 +82,14 @@ class InnerWorker:
         return self.engine.chunks(self._model(path), jobs)
 
     def run_chunk(self, path: str, jobs: list[Job]) -> list[InnerResult]:
-        from seal.backend import run_chunk_safely
-
         return run_chunk_safely(self.engine, self._model(path), jobs)
 
     def generate(self, path: str, prompts: list[str], params: SamplingParams, seed: int) -> list[str]:
-        from seal.generate import generate_batch
-
         loaded = self._model(path)
         return generate_batch(loaded.model, loaded.tokenizer, prompts, params, greedy=False, seed=seed)
 
 
 def _save_task(cfg: dict, path: str, out_dir: str) -> str:
-    from seal.backend import save_model_copy
     from seal.model import load_model
 
     return str(save_model_copy(load_model(RunConfig.model_validate(cfg).model, path=path), Path(out_dir)))
@@ -100,14 +97,14 @@ def _save_task(cfg: dict, path: str, out_dir: str) -> str:
 
 def _sft_task(cfg: dict, path: str, examples: list[tuple[str, str]], out_dir: str, seed: int) -> str:
     from seal.model import load_model
-    from seal.outer.restem import sft_policy
+    from seal.outer.sft import sft_policy
 
     run_cfg = RunConfig.model_validate(cfg)
     return str(sft_policy(load_model(run_cfg.model, path=path), examples, run_cfg.restem.sft, Path(out_dir), seed))
 
 
 class RayBackend:
-    """`seal.backend` verbs on a pool of Ray actors."""
+    """`seal.backends` verbs on a pool of Ray actors."""
 
     name = "ray"
 
@@ -121,6 +118,8 @@ class RayBackend:
                      runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false",
                                                "SEAL_PROGRESS": "0"}})
         res = ray.cluster_resources()
+        self.rc = self._resolve_auto(self.rc, res.get("GPU", 0))
+        self.cfg = cfg.model_copy(update={"ray": self.rc})  # what the workers are sent: no `auto` left
         need = self.rc.num_gpus_per_worker
         if need > 0 and res.get("GPU", 0) < need * self.rc.num_workers:
             raise ConfigError(f"{self.rc.num_workers} workers × {need:g} GPUs (ray.num_workers × "
@@ -134,6 +133,13 @@ class RayBackend:
         self.workers: list = []
         log.info("Ray: %d workers (%g GPUs, %g CPUs each); cluster has %g CPUs, %g GPUs", self.rc.num_workers,
                  need, self.rc.num_cpus_per_worker, res.get("CPU", 0), res.get("GPU", 0))
+
+    @staticmethod
+    def _resolve_auto(rc, gpus: float):
+        """`auto` GPU counts: one each on a cluster that has GPUs, none otherwise."""
+        pick = lambda v: (1.0 if gpus > 0 else 0.0) if v == "auto" else v  # noqa: E731
+        return rc.model_copy(update={"num_gpus_per_worker": pick(rc.num_gpus_per_worker),
+                                     "sft_num_gpus": pick(rc.sft_num_gpus)})
 
     @property
     def engine_name(self) -> str:
@@ -250,8 +256,6 @@ class RayBackend:
 
     def run_chunks(self, loaded, jobs: list[Job], chunks: list[list[int]]
                    ) -> Iterator[tuple[list[int], list[InnerResult]]]:
-        from seal.backend import failed_results
-
         tasks = [(i, (loaded.path, [jobs[j] for j in ch])) for i, ch in enumerate(chunks)]
         for i, results in self._stream("run_chunk", tasks, lambda i, err: failed_results(len(chunks[i]), err)):
             yield chunks[i], results
@@ -269,8 +273,6 @@ class RayBackend:
         """The unchanged policy as `out_dir` (a round that kept nothing): a copy of its directory, or saved by a
         Ray task when it is a hub id."""
         import shutil
-
-        from seal.run import atomic_dir
 
         out_dir = Path(out_dir)
         if Path(loaded.path).is_dir():

@@ -1,26 +1,21 @@
-"""Typed run configuration: YAML file + `--set a.b=c` overrides, validated before any model loads.
-
-Every key has a type, a default, bounds and a help line (the `description`); `docs/config.md` is generated
-from these models (`seal config-docs`), so the reference cannot drift from the code.
+"""Every config section: one pydantic model per concern, each field with a type, a default, bounds and a help
+line (`docs/config.md` is generated from them by `seal config-docs`). LoRA and optimiser fields come from
+`seal.config.fields`, declared once; `resume_safe` fields may change when a run resumes.
 """
 
 from __future__ import annotations
 
-import difflib
-import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from seal.config.fields import Section, lora_fields, optim_fields, resume_safe, update_spec
+from seal.domains.base import UpdateSpec
 
 
 class ConfigError(ValueError):
     """A config problem, phrased for the user: where it is and what to do."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
 # --- model ---------------------------------------------------------------------------------------------
@@ -40,7 +35,7 @@ class ModelConfig(Section):
         False, description="Allow a model repository's own Python code to run. Off unless you trust it."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
-    cache_dir: str | None = Field(
+    cache_dir: str | None = resume_safe(
         None, description="Where the built-in tiny model is built and cached (default: $SEAL_CACHE or ~/.cache/seal)."
     )
 
@@ -166,7 +161,12 @@ class SequencesConfig(Section):
 # --- inner loop ----------------------------------------------------------------------------------------
 
 
-class InnerConfig(Section):
+class InnerConfig(
+    optim_fields(lr=1e-3, epochs=10, batch_size=1, lr_help="AdamW learning rate (the paper: 1e-3).",
+                 epochs_help="Epochs over the self-edit's sequences (the paper: 10).",
+                 batch_help="Sequences per optimiser step (the paper: 1)."),
+    lora_fields(r=32, alpha=64, dropout=True),
+):
     engine: Literal["sequential", "batched"] = Field(
         "batched", description="`sequential`: one peft adapter at a time (the reference); `batched`: many at once."
     )
@@ -175,25 +175,12 @@ class InnerConfig(Section):
         description="`local`: this process; `ray`: a pool of Ray workers (settings in `ray`) runs inner loops, "
         "self-edit sampling and the policy SFT (knowledge experiment).",
     )
-    lora_r: int = Field(32, ge=1, le=1024, description="LoRA rank (the paper: 32).")
-    lora_alpha: int = Field(64, ge=1, description="LoRA alpha (the paper: 64).")
-    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout (the paper: 0).")
-    target_modules: list[str] | None = Field(
-        None, description="Modules to adapt; None: the architecture's defaults (q_proj, v_proj for Llama/Qwen2)."
-    )
-    lr: float = Field(1e-3, gt=0.0, le=1.0, description="AdamW learning rate (the paper: 1e-3).")
-    epochs: int = Field(10, ge=1, le=1000, description="Epochs over the self-edit's sequences (the paper: 10).")
-    batch_size: int = Field(1, ge=1, le=1024, description="Sequences per optimiser step (the paper: 1).")
-    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Learning-rate decay.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
-    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Gradient clipping per adapter (None: off).")
     max_length: int = Field(2048, ge=8, description="Training sequences are truncated to this many tokens.")
     answer_max_new_tokens: int = Field(64, ge=1, le=4096, description="Greedy answer length (the paper: 64).")
-    max_adapters_per_batch: int = Field(
+    max_adapters_per_batch: int = resume_safe(
         0, ge=0, description="Batched engine: adapters trained at once; 0 picks from model size and memory."
     )
-    eval_batch_size: int = Field(64, ge=1, description="Questions answered per generate call.")
+    eval_batch_size: int = resume_safe(64, ge=1, description="Questions answered per generate call.")
 
 
 # --- grader --------------------------------------------------------------------------------------------
@@ -203,10 +190,10 @@ class JudgeConfig(Section):
     base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible endpoint.")
     model: str = Field("gpt-4.1", description="Judge model (the paper: GPT-4.1).")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key (never the key).")
-    timeout_s: float = Field(60.0, gt=0.0, description="Per-request timeout.")
-    max_retries: int = Field(5, ge=0, le=20, description="Retries on timeouts, 429 and 5xx, with backoff.")
-    backoff_s: float = Field(1.0, ge=0.0, description="First backoff; doubles each retry.")
-    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
+    timeout_s: float = resume_safe(60.0, gt=0.0, description="Per-request timeout.")
+    max_retries: int = resume_safe(5, ge=0, le=20, description="Retries on timeouts, 429 and 5xx, with backoff.")
+    backoff_s: float = resume_safe(1.0, ge=0.0, description="First backoff; doubles each retry.")
+    concurrency: int = resume_safe(8, ge=1, le=256, description="Requests in flight at once.")
 
 
 class GraderConfig(Section):
@@ -223,24 +210,21 @@ class GraderConfig(Section):
 # --- ReST-EM -------------------------------------------------------------------------------------------
 
 
-class SFTConfig(Section):
+class SFTConfig(
+    optim_fields(lr=3e-4, epochs=2, batch_size=1, schedule=False, grad_accum=5,
+                 lr_help="Policy learning rate (the paper: 3e-4).", epochs_help="Policy SFT epochs (the paper: 2).",
+                 batch_help="Per-step batch (the paper: 1).",
+                 grad_accum_help="Gradient accumulation (the paper: 5 on each of 2 GPUs)."),
+    lora_fields(r=64, alpha=128, targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                who="Policy LoRA", targets_help="Policy LoRA targets (the paper: all seven projections)."),
+):
     mode: Literal["lora", "full"] = Field("lora", description="LoRA then merge (the paper), or full finetuning.")
-    lora_r: int = Field(64, ge=1, le=1024, description="Policy LoRA rank (the paper: 64).")
-    lora_alpha: int = Field(128, ge=1, description="Policy LoRA alpha (the paper: 128).")
-    target_modules: list[str] | None = Field(
-        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="Policy LoRA targets (the paper: all seven projections).",
-    )
-    lr: float = Field(3e-4, gt=0.0, le=1.0, description="Policy learning rate (the paper: 3e-4).")
-    epochs: int = Field(2, ge=1, le=100, description="Policy SFT epochs (the paper: 2).")
-    batch_size: int = Field(1, ge=1, description="Per-step batch (the paper: 1).")
-    grad_accum: int = Field(5, ge=1, description="Gradient accumulation (the paper: 5 on each of 2 GPUs).")
     max_length: int = Field(2048, ge=8, description="Prompt + completion tokens kept.")
-    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
 
 
 class RestEMConfig(Section):
-    rounds: int = Field(2, ge=0, le=100, description="ReST-EM rounds (the paper: 2). 0 evaluates the base only.")
+    rounds: int = resume_safe(2, ge=0, le=100,
+                              description="ReST-EM rounds (the paper: 2). 0 evaluates the base only.")
     n_passages: int = Field(50, ge=1, description="Training passages per round (the paper: 50).")
     samples: int = Field(5, ge=1, le=256, description="Self-edits sampled per passage (the paper: 5).")
     repeats: int = Field(3, ge=1, le=32, description="Inner loops per self-edit, averaged (the paper: 3).")
@@ -266,20 +250,16 @@ class EvalConfig(Section):
         "the last SEAL row's self-edits took.",
     )
     base_self_edits: bool = Field(True, description="Row: passage + self-edits of the base model.")
-    every_round: bool = Field(True, description="Rows `seal_round_r` for every round, not only the last.")
+    every_round: bool = resume_safe(True, description="Rows `seal_round_r` for every round, not only the last.")
 
 
 # --- ARC -----------------------------------------------------------------------------------------------
 
 
-class ArcConfig(Section):
+class ArcConfig(lora_fields(r=128, alpha=16, targets=["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"],
+                            who="TTT LoRA", targets_help="TTT LoRA targets (the paper's).")):
     max_examples: int = Field(250, ge=1, le=10_000, description="TTT examples per self-edit, at most (the paper: 250).")
     max_steps: int = Field(375, ge=1, description="A config needing more optimiser steps is not trained (reward 0).")
-    lora_r: int = Field(128, ge=1, le=1024, description="TTT LoRA rank (the paper: 128).")
-    lora_alpha: int = Field(16, ge=1, description="TTT LoRA alpha (the paper: 16).")
-    target_modules: list[str] = Field(
-        ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"], description="TTT LoRA targets (the paper's)."
-    )
     batch_size: int = Field(2, ge=1, le=256, description="TTT batch size (the paper: 2).")
     leave_out: list[int] = Field([1, 2], description="Leave-k-out task sizes built from the demonstrations.")
     max_length: int = Field(8192, ge=64, description="TTT sequences are truncated to this many tokens.")
@@ -290,7 +270,7 @@ class ArcConfig(Section):
     )
     per_family: int = Field(8, ge=1, le=10_000, description="`arc_world` sources: tasks per family and split.")
     families: list[str] | None = Field(
-        None, description="`arc_world` sources: rule families to draw from (None: all; see seal.domains.arc.world)."
+        None, description="`arc_world` sources: rule families to draw from (None: all; see seal.world.arc_tasks)."
     )
     icl: bool = Field(True, description="Row: in-context learning only (no TTT).")
     base_self_edits: bool = Field(True, description="Row: TTT with the base model's configs (no RL).")
@@ -304,7 +284,7 @@ class ArcConfig(Section):
     @field_validator("families")
     @classmethod
     def _families(cls, v):
-        from seal.domains.arc.world import FAMILIES
+        from seal.world.arc_tasks import FAMILIES
 
         unknown = [f for f in v or [] if f not in FAMILIES]
         if unknown:
@@ -320,11 +300,14 @@ class RayConfig(Section):
         None, description="Ray cluster to join (`auto`, or `ray://host:10001`); None starts a local one."
     )
     num_workers: int = Field(1, ge=1, le=4096, description="Inner-loop worker actors (e.g. one per GPU).")
-    num_gpus_per_worker: float = Field(
-        1.0, ge=0.0, description="GPUs per worker; fractional shares a GPU (0.5: two workers per GPU); 0 on CPUs."
+    num_gpus_per_worker: float | Literal["auto"] = Field(
+        "auto", description="GPUs per worker; fractional shares a GPU (0.5: two workers per GPU); 0 on CPUs; "
+        "`auto`: 1 when the cluster has GPUs, else 0."
     )
     num_cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs per worker (also its torch threads).")
-    sft_num_gpus: float = Field(1.0, ge=0.0, description="GPUs of the policy-SFT task (0 on CPUs).")
+    sft_num_gpus: float | Literal["auto"] = Field(
+        "auto", description="GPUs of the policy-SFT task; `auto`: 1 when the cluster has GPUs, else 0."
+    )
     start_timeout_s: float = Field(
         600.0, gt=0.0, description="How long to wait for the pool's workers to be placed and started."
     )
@@ -333,29 +316,33 @@ class RayConfig(Section):
         "recorded as failed."
     )
 
+    @field_validator("num_gpus_per_worker", "sft_num_gpus")
+    @classmethod
+    def _gpus(cls, v):
+        if v != "auto" and v < 0:
+            raise ValueError("must be >= 0 or 'auto'")
+        return v
+
 
 # --- continued pretraining and continual self-edits ------------------------------------------------------
 
 
-class UpdateConfig(Section):
+class UpdateConfig(
+    optim_fields(lr=1e-3, epochs=3, batch_size=4, grad_accum=2,
+                 lr_help="AdamW peak learning rate (the paper's CPT: 1e-3).",
+                 epochs_help="Epochs over the corpus (the paper's CPT: 3).",
+                 batch_help="Sequences per micro-batch (the paper's CPT: 4).",
+                 grad_accum_help="Micro-batches per optimiser step (the paper's CPT: 2)."),
+    lora_fields(r=32, alpha=64, cite="the paper's CPT"),
+):
     """One finetuning run over a pooled corpus (CPT) or one step's self-edit (continual)."""
 
     mode: Literal["lora", "full"] = Field(
         "lora", description="LoRA merged into the weights afterwards, or full finetuning of every weight."
     )
-    lora_r: int = Field(32, ge=1, le=1024, description="LoRA rank (the paper's CPT: 32).")
-    lora_alpha: int = Field(64, ge=1, description="LoRA alpha (the paper's CPT: 64).")
-    target_modules: list[str] | None = Field(
-        None, description="Modules to adapt; None: the architecture's defaults (q_proj, v_proj for Llama/Qwen2)."
-    )
-    lr: float = Field(1e-3, gt=0.0, le=1.0, description="AdamW peak learning rate (the paper's CPT: 1e-3).")
-    epochs: int = Field(3, ge=1, le=1000, description="Epochs over the corpus (the paper's CPT: 3).")
-    batch_size: int = Field(4, ge=1, le=4096, description="Sequences per micro-batch (the paper's CPT: 4).")
-    grad_accum: int = Field(2, ge=1, le=4096, description="Micro-batches per optimiser step (the paper's CPT: 2).")
-    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Learning-rate decay.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
-    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Gradient clipping (None: off).")
+
+    def update_spec(self) -> UpdateSpec:
+        return update_spec(self)
 
 
 class CPTConfig(Section):
@@ -397,6 +384,21 @@ class ContinualConfig(Section):
         return v
 
 
+# --- metrics ------------------------------------------------------------------------------------------
+
+
+class LogConfig(Section):
+    sinks: list[Literal["tensorboard", "wandb"]] = Field(
+        [], description="Where metrics go besides the console and summary.json: `tensorboard` (event files under "
+        "`dir`), `wandb` (Weights & Biases; `wandb_mode: offline` keeps them on disk)."
+    )
+    dir: str | None = Field(None, description="TensorBoard/W&B files (default: `<run dir>/logs`).")
+    wandb_project: str = Field("seal", description="W&B project.")
+    wandb_mode: Literal["online", "offline"] = Field(
+        "online", description="`offline`: W&B writes to `dir` only (sync later with `wandb sync`)."
+    )
+
+
 class RunConfig(Section):
     experiment: Literal["knowledge", "cpt", "continual", "arc"] = Field(
         "knowledge",
@@ -405,7 +407,7 @@ class RunConfig(Section):
         "self-edits and test-time training.",
     )
     seed: int = Field(0, ge=0, description="Run seed; every sample's seed derives from it and the sample's key.")
-    name: str = Field("run", description="Run name, used for the default run directory `runs/<name>`.")
+    name: str = resume_safe("run", description="Run name, used for the default run directory `runs/<name>`.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The base model (policy and inner base).")
     data: DataConfig = Field(default_factory=DataConfig, description="Where passages come from.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Self-edit sampling.")
@@ -421,6 +423,7 @@ class RunConfig(Section):
     cpt: CPTConfig = Field(default_factory=CPTConfig, description="`experiment: cpt` settings.")
     continual: ContinualConfig = Field(default_factory=ContinualConfig,
                                        description="`experiment: continual` settings.")
+    log: LogConfig = resume_safe(default_factory=LogConfig, description="Metric sinks (TensorBoard, W&B).")
 
     @field_validator("name")
     @classmethod
@@ -430,119 +433,3 @@ class RunConfig(Section):
         return v
 
 
-# --- loading -------------------------------------------------------------------------------------------
-
-
-def _parse_value(text: str) -> Any:
-    """`--set` values are YAML scalars/lists: `1e-3`, `true`, `[q_proj, v_proj]`, `null`."""
-    return yaml.safe_load(text) if text != "" else ""
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply `a.b.c=value` overrides to a nested dict (new keys are allowed; validation catches typos)."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got '{item}'")
-        key, _, value = item.partition("=")
-        parts = key.strip().split(".")
-        node = data
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: '{part}' is not a section")
-            node = child
-        node[parts[-1]] = _parse_value(value)
-    return data
-
-
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the section an error location points into (for did-you-mean)."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None) if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
-
-
-def _explain(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config ({source}):"]
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        where = ".".join(str(p) for p in loc) or "<root>"
-        if e["type"] == "extra_forbidden":
-            known = _fields_at(RunConfig, loc)
-            hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.5)
-            tip = f" (did you mean '{'.'.join(str(p) for p in loc[:-1] + (hint[0],))}'?)" if hint else ""
-            lines.append(f"  {where}: unknown key{tip}")
-        else:
-            msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {where}: {msg} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
-def validate(data: dict, source: str = "config") -> RunConfig:
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_explain(err, source)) from None
-
-
-def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or start from defaults), apply overrides, validate."""
-    data: dict = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
-    apply_overrides(data, overrides or [])
-    return validate(data, source)
-
-
-def dump_config(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-
-
-def config_reference() -> str:
-    """Markdown reference of every key: written to docs/config.md by `seal config-docs`."""
-    out = [
-        "# Config reference",
-        "",
-        "Generated from `src/seal/config.py` by `seal config-docs`; do not edit by hand.",
-        "Set any key in the YAML file or on the command line: `seal run CONFIG --set inner.lr=3e-4`.",
-        "",
-    ]
-
-    def walk(model: type[BaseModel], prefix: str):
-        rows, subs = [], []
-        for name, f in model.model_fields.items():
-            ann = f.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                subs.append((f"{prefix}{name}", ann, f.description))
-                continue
-            default = f.get_default(call_default_factory=True)
-            bounds = ", ".join(
-                f"{k} {getattr(m, k)}" for m in f.metadata for k in ("ge", "gt", "le", "lt") if hasattr(m, k)
-            )
-            typ = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
-            rows.append(f"| `{prefix}{name}` | `{typ}` | `{default!r}` | {bounds} | {f.description} |")
-        if rows:
-            out.extend([f"## `{prefix.rstrip('.') or 'top level'}`", "", "| key | type | default | bounds | meaning |",
-                        "|---|---|---|---|---|", *rows, ""])
-        for sub_prefix, sub, desc in subs:
-            if desc:
-                out.append(f"<!-- {sub_prefix}: {desc} -->")
-            walk(sub, sub_prefix + ".")
-
-    walk(RunConfig, "")
-    return "\n".join(out) + "\n"

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 from seal.domains.arc.domain import TOOL_PROMPT, format_grid, task_text
-from seal.domains.arc.world import make_task
-from seal.progress import log, progress
-from seal.world.build import ensure_built, llama_config, lr_factor, save_build
+from seal.progress import log
+from seal.world.arc_tasks import make_task
+from seal.world.pretrain import ensure_built, llama_config, lr_factor, pretrain, save_build
 
-ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "tiny-arc"
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny-arc"
 PRETRAIN_FAMILIES = tuple(f"tl_map_{k}" for k in range(12))
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
@@ -132,28 +132,25 @@ def build_tiny_arc_model(out_dir: str | Path, spec: TinyArcSpec = TinyArcSpec())
              len(tok))
     first = answer_only_batches(tok, epoch_conversations(0, spec), spec.batch)
     total = len(first) * spec.epochs
+
+    def epoch_batches(epoch: int) -> list[dict]:
+        batches = first if epoch == 0 else answer_only_batches(tok, epoch_conversations(epoch, spec), spec.batch)
+        return [{"input_ids": ids, "attention_mask": (ids != tok.pad_token_id) | (labels != -100), "labels": labels}
+                for ids, labels in batches]
+
+    probes: list[dict] = []
+
+    def on_epoch(epoch: int, losses: list[float]) -> None:
+        probes.append({"epoch": epoch + 1, "loss": sum(losses[-len(first):]) / len(first),
+                       "icl": icl_probe(model, tok)})
+        log.info("epoch %d: answer loss %.3f, in-context accuracy %.2f", epoch + 1, probes[-1]["loss"],
+                 probes[-1]["icl"])
+
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, spec))
-    losses, probes = [], []
-    with progress("pretraining the tiny ARC model", total) as advance:
-        for epoch in range(spec.epochs):
-            batches = first if epoch == 0 else answer_only_batches(tok, epoch_conversations(epoch, spec), spec.batch)
-            model.train()
-            for ids, labels in batches[:len(first)]:  # every epoch the same number of steps: an exact schedule
-                loss = model(input_ids=ids, attention_mask=(ids != tok.pad_token_id) | (labels != -100),
-                             labels=labels).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                advance(1)
-            model.eval()
-            probes.append({"epoch": epoch + 1, "loss": sum(losses[-len(first):]) / len(first),
-                           "icl": icl_probe(model, tok)})
-            log.info("epoch %d: answer loss %.3f, in-context accuracy %.2f", epoch + 1, probes[-1]["loss"],
-                     probes[-1]["icl"])
+    # every epoch the same number of steps (a longer one is cut): an exact schedule
+    pretrain(model, opt, epoch_batches, epochs=spec.epochs, steps_per_epoch=len(first),
+             lr_lambda=lambda s: lr_factor(s, total, spec), description="pretraining the tiny ARC model",
+             on_epoch=on_epoch)
     return save_build(model, tok, out_dir, {"spec": asdict(spec), "seconds": time.time() - t0, "probes": probes})
 
 

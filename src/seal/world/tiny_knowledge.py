@@ -12,7 +12,6 @@ install does not have to spend the build time.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import time
@@ -21,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from seal.progress import log, progress
-from seal.run import atomic_dir
+from seal.progress import log
 from seal.world import pools as P
+from seal.world.pretrain import ensure_built, llama_config, lr_factor, pretrain, save_build
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny-knowledge"
 
@@ -62,22 +61,6 @@ class TinySpec:
     # "documents": a block starts at a document boundary and is padded rather than cut, so a demonstration keeps
     # its passage in view; "stream": documents end to end, cut every `block` tokens
     packing: str = "documents"
-
-
-def cache_root(cache_dir: str | None = None) -> Path:
-    return Path(cache_dir or os.environ.get("SEAL_CACHE") or Path.home() / ".cache" / "seal").expanduser()
-
-
-def llama_config(spec, tok):
-    """The Llama config of a tiny built-in model (`spec`: a TinySpec or TinyArcSpec) for tokenizer `tok`."""
-    from transformers import LlamaConfig
-
-    return LlamaConfig(
-        vocab_size=len(tok), hidden_size=spec.hidden, intermediate_size=spec.intermediate,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=1024, tie_word_embeddings=True, rms_norm_eps=1e-5,
-        bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
 
 
 def _tokenize_documents(docs, tok) -> list[list[tuple[int, int]]]:
@@ -128,13 +111,6 @@ def _blocks(docs, tok, block: int, rng: random.Random, packing: str = "stream") 
     return packed[torch.tensor(rng.sample(range(len(packed)), len(packed)))]
 
 
-def lr_factor(step: int, total: int, spec) -> float:
-    """Warm-up, a constant plateau (memorising facts needs many steps at a high rate), a short linear decay."""
-    decay_start = total * (1 - spec.decay_frac)
-    tail = 1.0 if step < decay_start else max(0.0, (total - step) / max(1.0, total - decay_start))
-    return min(1.0, (step + 1) / spec.warmup) * tail
-
-
 def closed_book_accuracy(model, tok, contexts) -> float:
     """Fraction of the contexts' questions answered (gold contained in a greedy answer, case-insensitive) with
     the paper's answer prompt, without the passage."""
@@ -181,22 +157,20 @@ def induction_warmup(model, tok, spec) -> dict:
     from seal.world.corpus import drill_document
 
     rng = random.Random(f"{spec.seed}-induction")
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.induction_lr)
-    model.train()
-    losses = []
-    with progress("induction warm-up (copy drills)", spec.induction_steps) as advance:
+
+    def drills(_epoch: int) -> list[dict]:
+        batches = []
         for _ in range(spec.induction_steps):
             rows = _tokenize_documents([drill_document(rng, tok.eos_token) for _ in range(spec.induction_batch)], tok)
             seqs = [TrainSequence(tuple(t for t, _ in row), tuple(int(label != -100) for _, label in row))
                     for row in rows]
             ids, mask, loss_mask = collate(seqs, "cpu")
-            loss = model(input_ids=ids, labels=ids.masked_fill(loss_mask == 0, -100), attention_mask=mask).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            advance(1)
+            batches.append({"input_ids": ids, "labels": ids.masked_fill(loss_mask == 0, -100), "attention_mask": mask})
+        return batches
+
+    losses = pretrain(model, torch.optim.AdamW(model.parameters(), lr=spec.induction_lr), drills, epochs=1,
+                      steps_per_epoch=spec.induction_steps, description="induction warm-up (copy drills)")
+    model.train()  # the corpus continues in training mode
     final, score = sum(losses[-20:]) / max(1, len(losses[-20:])), induction_score(model, tok)
     log.info("induction warm-up: %d steps, final loss %.3f, induction %.3f", len(losses), final, score)
     return {"steps": len(losses), "final_loss": final, "induction": round(score, 3)}
@@ -265,67 +239,40 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), init_from
     first = _blocks(epoch_documents(world, e0, EOS, spec.demos, spec.drills), tok, spec.block, rng, spec.packing)
     steps_per_epoch = len(first) // spec.batch
     total = steps_per_epoch * spec.epochs
+
+    def epoch_batches(epoch: int) -> list[dict]:
+        blocks = first if epoch == 0 else _blocks(
+            epoch_documents(world, e0 + epoch, EOS, spec.demos, spec.drills), tok, spec.block, rng, spec.packing)
+        # epochs differ a little in length (fresh renderings); every epoch takes the same number of steps,
+        # wrapping around a shorter one, so the schedule and the progress bar stay exact
+        need = steps_per_epoch * spec.batch
+        if len(blocks) < need:
+            blocks = torch.cat([blocks] * (need // len(blocks) + 1))[:need]
+        return [{"input_ids": b[:, 0], "labels": b[:, 1]}
+                for b in (blocks[i * spec.batch:(i + 1) * spec.batch] for i in range(steps_per_epoch))]
+
+    probes: list[dict] = []
+
+    def on_step(step: int, epoch: int) -> None:
+        if spec.probe_every and step % spec.probe_every == 0:
+            probes.append({"step": step, "epoch": epoch + 1, **probe(model, tok, world)})
+            log.info("step %d: %s", step, probes[-1])
+
+    def on_epoch(epoch: int, losses: list[float]) -> None:
+        log.info("epoch %d: loss %.3f", epoch + 1, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
+
     groups: dict[tuple[bool, bool], list] = {}
     for n, p in model.named_parameters():
         groups.setdefault((p.dim() >= 2 and "embed" not in n, "self_attn" in n), []).append(p)
     opt = torch.optim.AdamW([{"params": ps, "weight_decay": spec.weight_decay if decay else 0.0,
                               "lr": spec.lr * (spec.attention_lr_scale if attn else 1.0)}
                              for (decay, attn), ps in groups.items()], lr=spec.lr, betas=(0.9, 0.95))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, spec))
-    losses, probes = [], []
-    model.train()
-    with progress("pretraining the tiny model", total) as advance:
-        for epoch in range(spec.epochs):
-            blocks = first if epoch == 0 else _blocks(
-                epoch_documents(world, e0 + epoch, EOS, spec.demos, spec.drills), tok, spec.block, rng, spec.packing)
-            # epochs differ a little in length (fresh renderings); every epoch takes the same number of steps,
-            # wrapping around a shorter one, so the schedule and the progress bar stay exact
-            need = steps_per_epoch * spec.batch
-            if len(blocks) < need:
-                blocks = torch.cat([blocks] * (need // len(blocks) + 1))[:need]
-            for i in range(steps_per_epoch):
-                batch = blocks[i * spec.batch:(i + 1) * spec.batch]
-                loss = model(input_ids=batch[:, 0], labels=batch[:, 1]).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                advance(1)
-                if spec.probe_every and len(losses) % spec.probe_every == 0:
-                    probes.append({"step": len(losses), "epoch": epoch + 1, **probe(model, tok, world)})
-                    log.info("step %d: %s", len(losses), probes[-1])
-            log.info("epoch %d: loss %.3f", epoch + 1, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
+    losses = pretrain(model, opt, epoch_batches, epochs=spec.epochs, steps_per_epoch=steps_per_epoch,
+                      lr_lambda=lambda s: lr_factor(s, total, spec), description="pretraining the tiny model",
+                      on_step=on_step, on_epoch=on_epoch)
     return save_build(model, tok, out_dir, {
         "spec": asdict(spec), "init_from": _build_meta(init_from), "world_seed": world.seed, "induction_warmup": warmup,
         "seconds": time.time() - t0, "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "probes": probes})
-
-
-def save_build(model, tok, out_dir: Path, record: dict) -> Path:
-    """Save a freshly built model as an HF directory (atomically): weights, tokenizer, a generation config that
-    stops at EOS, and `seal_build.json` (`record` plus the torch version)."""
-    from transformers import GenerationConfig
-
-    model.eval()
-    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / "seal_build.json").write_text(json.dumps({**record, "torch": torch.__version__}, indent=2))
-    return out_dir
-
-
-def ensure_built(asset_dir: Path, name: str, build, cache_dir: str | None = None) -> Path:
-    """A built-in model's directory: the checkpoint shipped in `asset_dir`, else the cache's `name`, else a
-    fresh `build(target)` into the cache (first use only)."""
-    if (asset_dir / "config.json").exists():
-        return asset_dir
-    target = cache_root(cache_dir) / name
-    if not (target / "config.json").exists():
-        log.info("building the built-in model %s into %s (first use only)", name, target)
-        build(target)
-    return target
 
 
 def ensure_tiny_model(cache_dir: str | None = None) -> Path:
