@@ -285,7 +285,7 @@ def bench_gpu(
     commit: Optional[str] = typer.Option(None, help="The commit measured, when this is not a git checkout."),
     only: Optional[str] = typer.Option(None, help="Run only these stages, comma-separated (e.g. a rerun of "
                                                   "inner:llama-3.2-1b)."),
-    budget_s: Optional[float] = typer.Option(None, min=10, help="Seconds for all stages together (default 280; "
+    budget_s: Optional[float] = typer.Option(None, min=10, help="Seconds for all stages together (default 270; "
                                                                   "rehearsal 600)."),
 ):
     """Everything a GPU slot can tell us (at most 5 minutes on an H200): the device's matmul ceiling, both
