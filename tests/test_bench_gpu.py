@@ -142,14 +142,15 @@ def _fails(bench, clock, out):
 
 def _reads_the_file(path):
     def stage(bench, clock, out):
-        out["already_on_disk"] = list(json.loads(Path(path).read_text())["stages"])
+        out["already_on_disk"] = {k: v["status"] for k, v in json.loads(Path(path).read_text())["stages"].items()}
         time.sleep(1.5)
     return stage
 
 
 def test_stages_are_capped_isolated_and_saved_one_by_one(tmp_path, monkeypatch):
     """A stage over its cap is stopped and keeps its figures (`partial`); a failing one is recorded with its
-    error; the next still runs, the JSON already holding the earlier ones; what the budget cannot fit is skipped."""
+    error; the next still runs, the JSON on disk holding the earlier ones and this one as `running`; what the
+    budget cannot fit is skipped."""
     out = tmp_path / "bench.json"
     monkeypatch.setattr(bench_gpu, "stages", lambda plan: [
         ("busy", _busy), ("fails", _fails), ("reads", _reads_the_file(out)), ("late", _fails)])
@@ -161,7 +162,8 @@ def test_stages_are_capped_isolated_and_saved_one_by_one(tmp_path, monkeypatch):
     assert 0.3 <= st["busy"]["seconds"] < 2 and "cap" in st["busy"]["note"]
     assert st["fails"]["status"] == "failed" and st["fails"]["error"] == "ValueError: boom"
     assert st["fails"]["result"] == {"half": "done"} and "raise ValueError" in st["fails"]["traceback"]
-    assert st["reads"]["status"] == "ok" and st["reads"]["result"]["already_on_disk"] == ["busy", "fails"]
+    assert st["reads"]["status"] == "ok"
+    assert st["reads"]["result"]["already_on_disk"] == {"busy": "partial", "fails": "failed", "reads": "running"}
     assert st["late"]["status"] == "skipped" and "budget" in st["late"]["note"]
     assert json.loads(out.read_text()) == json.loads(json.dumps(report, default=str))
     assert len(lines) == 4 and lines[1].startswith("fails") and "boom" in lines[1]

@@ -3,8 +3,9 @@
     PYTHONPATH=src python3 -m seal.cli bench gpu --out gpu.json            # a CUDA machine: at most 5 min on an H200
     PYTHONPATH=src python3 -m seal.cli bench gpu --rehearse --out r.json   # the same stages on CPU at toy sizes
 
-Stages run in order of value, each under its own time cap and all under one budget; the JSON is rewritten after
-every stage, so a run stopped at any point keeps every finished figure. A stage over its cap is stopped at the
+Stages run in order of value, each under its own time cap and all under one budget; the JSON is rewritten as each
+stage starts, after every chunk it measures and when it ends, so a run stopped at any point keeps every finished
+figure. A stage over its cap is stopped at the
 next forward pass and recorded as `partial` with what it had measured; a stage that fails is recorded with
 its error, and the next stage runs.
 
@@ -156,6 +157,7 @@ class Bench:
     init_s: dict = field(default_factory=dict)  # preset -> seconds its random init took
     matmul_tflops: float | None = None
     inner: dict = field(default_factory=dict)  # preset -> the inner stage's result
+    save: Callable[[], None] = lambda: None  # rewrites the JSON mid-stage (after every measured chunk)
 
     def model(self, preset: str):
         """Preset `preset` at the plan's depth and width, built on the device once and kept."""
@@ -200,9 +202,10 @@ def stages(plan: GpuPlan) -> list[tuple[str, Callable]]:
     return out + [(f"inner:{p}", s.inner_stage(p)) for p in rest]
 
 
-def run_stage(fn: Callable, bench: Bench, cap_s: float) -> dict:
-    """Run one stage under its cap: `ok`, `partial` (stopped at the cap) or `failed`, with what it measured."""
-    result: dict = {}
+def run_stage(fn: Callable, bench: Bench, cap_s: float, result: dict | None = None) -> dict:
+    """Run one stage under its cap: `ok`, `partial` (stopped at the cap) or `failed`, with what it measured
+    (in `result`, filled as the stage goes)."""
+    result = {} if result is None else result
     clock = Clock(cap_s)
     rec: dict = {"cap_s": round(cap_s, 1)}
     try:
@@ -255,7 +258,11 @@ def run_bench_gpu(plan: GpuPlan, out: Path, *, commit: str | None = None, only: 
         if left < 1:
             rec = {"status": "skipped", "note": f"the budget of {plan.budget_s:.0f} s is spent", "result": {}}
         else:  # stages named in `only` (a rerun) share the whole budget instead of their caps
-            rec = run_stage(fn, bench, left if only else min(caps.get(name, left), left))
+            cap, result = left if only else min(caps.get(name, left), left), {}
+            report["stages"][name] = {"status": "running", "cap_s": round(cap, 1), "result": result}
+            bench.save = lambda: write_report(out, report)  # a run killed mid-stage keeps the chunks measured
+            bench.save()
+            rec = run_stage(fn, bench, cap, result)
         report["stages"][name] = rec
         report["wall_s"] = round(time.perf_counter() - t0, 1)
         write_report(out, report)

@@ -73,6 +73,7 @@ def measure(row: dict, engine, loaded: LoadedModel, jobs, bench: Bench, clock: C
     except StageCapReached:
         row.update(status="stopped", note=f"the stage cap stopped it after {clock.train_steps - steps0} training "
                                           f"steps in {time.perf_counter() - t0:.1f} s")
+        bench.save()
         raise
     wall = time.perf_counter() - t0
     plan = jobs[0].plan
@@ -89,6 +90,7 @@ def measure(row: dict, engine, loaded: LoadedModel, jobs, bench: Bench, clock: C
         row["chunk_mem_mb"] = row["peak_mem_mb"] - row["resident_mb"]
     else:
         row["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process high-water mark
+    bench.save()
 
 
 def job_size(job) -> BenchSize:
