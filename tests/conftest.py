@@ -79,3 +79,13 @@ def loaded_random(random_model_dir):
     from seal.model import load_model
 
     return load_model(ModelConfig(name_or_path=random_model_dir))
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one CPU thread for the test: models this small are overhead-bound, so one thread is as fast as
+    two, and two threads spinning on an oversubscribed 2-core machine run 10-40x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from seal.bench import BenchSize, bench_inner, make_jobs, preset_model
+from seal.bench.inner import BenchSize, bench_inner, make_jobs, preset_model
 
 
 def test_bench_prints_one_json_object_per_k(random_model_dir):
@@ -37,3 +37,17 @@ def test_presets_have_the_published_shapes():
     assert qwen.model.layers[0].mlp.gate_proj.weight.shape == (18944, 3584)
     llama = preset_model("llama-3.2-1b", None, torch.device("meta"), torch.bfloat16)
     assert len(llama.model.layers) == 16 and llama.lm_head.weight.shape == (128256, 2048)
+
+
+def test_preset_model_is_random_in_its_dtype_and_cut_for_rehearsals():
+    """Built directly in bf16 (no fp32 copy), seeded, with the usual init; toy widths keep the head layout."""
+    model = preset_model("qwen2.5-7b", 1, "cpu", torch.bfloat16, width_divisor=16)
+    cfg = model.config
+    assert (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size) == (3584 // 16, 18944 // 16, 152064 // 16)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.num_hidden_layers) == (28, 4, 1)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert torch.all(model.model.layers[0].self_attn.q_proj.bias == 0) and torch.all(model.model.norm.weight == 1)
+    assert 0.015 < model.lm_head.weight.float().std().item() < 0.025
+    assert torch.isfinite(model(input_ids=torch.tensor([[1, 2, 3]])).logits).all()
+    again = preset_model("qwen2.5-7b", 1, "cpu", torch.bfloat16, width_divisor=16)
+    assert torch.equal(again.lm_head.weight, model.lm_head.weight)

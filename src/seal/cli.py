@@ -24,14 +24,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SetOpt = typer.Option(None, "--set", help="Override a config key: --set inner.lr=3e-4 (repeatable).")
 
 
-def _quiet_libraries() -> None:
+def _quiet_transformers() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # read when (if) datasets is imported
     # deprecation notices of the libraries' own internals (trl calling transformers), not of our calls
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)(\.|$)")
+
+
+def _quiet_libraries() -> None:
+    _quiet_transformers()
     try:
         from datasets.utils.logging import disable_progress_bar
 
@@ -243,7 +248,7 @@ def bench_inner(
     json_: bool = typer.Option(False, "--json", help="One JSON object per line, one per K."),
 ):
     """Seconds per self-edit evaluation of the sequential and batched engines, measured side by side."""
-    from seal.bench import BenchSize, bench_inner as run_bench
+    from seal.bench.inner import BenchSize, bench_inner as run_bench
 
     _quiet_libraries()
     if model == "tiny":
@@ -269,6 +274,42 @@ def data_squad(source: str = typer.Argument(..., help="Hub id (rajpurkar/squad),
     typer.echo(f"wrote {len(records)} passages, {sum(len(r.questions) for r in records)} questions to {out}")
 
 
+@bench_app.command("gpu")
+def bench_gpu(
+    out: Path = typer.Option(Path("bench-gpu.json"), help="The JSON file, rewritten after every stage."),
+    rehearse: bool = typer.Option(False, help="Run every stage on CPU at toy sizes (about 2 minutes)."),
+    commit: Optional[str] = typer.Option(None, help="The commit measured, when this is not a git checkout."),
+    only: Optional[str] = typer.Option(None, help="Run only these stages, comma-separated (e.g. a rerun of "
+                                                  "inner:llama-3.2-1b)."),
+    budget_s: Optional[float] = typer.Option(None, min=10, help="Seconds for all stages together (default 270; "
+                                                                  "rehearsal 600)."),
+):
+    """Everything a GPU slot can tell us (at most 5 minutes on an H200): the device's matmul ceiling, both
+    engines at the paper's inner-loop size on the Qwen2.5-7B and Llama-3.2-1B presets, the chunk-size estimate,
+    a kernel profile, the bf16 checks and a knowledge round end to end."""
+    from dataclasses import replace
+
+    from seal.bench.core import full_plan, rehearsal_plan
+    from seal.bench.gpu import hide_packages, run_bench_gpu, summary_lines
+
+    notes = hide_packages() if rehearse else {}  # the rehearsal runs as on a GPU machine, without trl and co.
+    _quiet_transformers()  # not _quiet_libraries: GPU machines have no `datasets`, and nothing here needs it
+    plan = rehearsal_plan() if rehearse else full_plan()
+    if budget_s:
+        plan = replace(plan, budget_s=budget_s)
+    typer.echo(f"seal bench gpu{' --rehearse' if rehearse else ''}: stages under a {plan.budget_s:.0f} s budget; "
+               f"results in {out}")
+    try:
+        report = run_bench_gpu(plan, out, commit=commit, only=only.split(",") if only else None, emit=typer.echo,
+                               env_notes=notes)
+    except (RuntimeError, ValueError) as e:
+        _fail(str(e))
+    typer.echo("")
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(f"\nwrote {out} ({report.get('wall_s', 0):.0f} s; commit {report.get('commit')})")
+
+
 def main() -> None:
     try:
         app()
@@ -278,3 +319,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -42,23 +42,55 @@ class BenchSize:
     rank: int = 32
     alpha: int = 64
     batch_size: int = 1
+    lr: float = 1e-3
 
 
-def preset_model(name: str, layers: int | None, device, dtype):
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+def preset_config(name: str, layers: int | None = None, width_divisor: int = 1):
+    """The transformers config of preset `name`, optionally cut to `layers` layers and, for CPU rehearsals,
+    with vocabulary, hidden and MLP widths divided by `width_divisor` (head counts kept, so the attention
+    layout is the preset's)."""
+    from transformers import LlamaConfig, Qwen2Config
 
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}")
     kw = dict(PRESETS[name])
     arch = kw.pop("arch")
     if layers:
         kw["num_hidden_layers"] = layers
-    cfg = (LlamaConfig if arch == "llama" else Qwen2Config)(**kw)
-    with torch.device(device):
-        model = (LlamaForCausalLM if arch == "llama" else Qwen2ForCausalLM)(cfg).to(dtype)
+    for key in ("vocab_size", "hidden_size", "intermediate_size"):
+        kw[key] //= width_divisor
+    return (LlamaConfig if arch == "llama" else Qwen2Config)(**kw)
+
+
+def preset_model(name: str, layers: int | None, device, dtype, *, width_divisor: int = 1, seed: int = 0):
+    """Preset `name` with random weights (normal, std `initializer_range`), built directly on `device` in
+    `dtype`: no full-precision copy and no second init pass, so a 7B model is ready in seconds on a GPU."""
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers: the library's init runs, and is overwritten below
+        from contextlib import nullcontext as no_init_weights
+
+    cfg = preset_config(name, layers, width_divisor)
+    device = torch.device(device)
+    with torch.device(device), no_init_weights():
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    if device.type != "meta":
+        g = torch.Generator(device).manual_seed(seed)
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if pname.endswith("bias"):
+                    p.zero_()
+                elif "norm" in pname:
+                    p.fill_(1.0)
+                else:
+                    p.normal_(0.0, cfg.initializer_range, generator=g)
     model.generation_config = GenerationConfig(eos_token_id=None, pad_token_id=0)
     return model
 
 
-class _IdTokenizer:
+class IdTokenizer:
     """Enough of a tokenizer for the engines: prompts are space-separated token ids."""
 
     pad_token_id = 0
@@ -79,10 +111,10 @@ def _loaded(model_arg: str, layers: int | None, device, dtype):
     if model_arg.startswith("preset:"):
         model = preset_model(model_arg.split(":", 1)[1], layers, device, dtype)
         model.eval().requires_grad_(False)
-        return LoadedModel(model, _IdTokenizer(), model_arg)
+        return LoadedModel(model, IdTokenizer(), model_arg)
     loaded = load_model(ModelConfig(name_or_path=model_arg, device=device.type,
                                     dtype="float32" if dtype == torch.float32 else "bfloat16"))
-    loaded.tokenizer = _IdTokenizer()  # random-token plans; answers run to full length
+    loaded.tokenizer = IdTokenizer()  # random-token plans; answers run to full length
     loaded.model.generation_config.eos_token_id = None
     return loaded
 
@@ -93,16 +125,16 @@ def make_jobs(k: int, size: BenchSize, vocab: int, seed: int = 0) -> list[Job]:
     jobs = []
     for i in range(k):
         seqs = tuple(TrainSequence(tok(size.seq_tokens), (1,) * size.seq_tokens) for _ in range(size.sequences))
-        plan = UpdatePlan(seqs, LoraSpec(size.rank, size.alpha), OptimSpec(1e-3, size.epochs, size.batch_size))
+        plan = UpdatePlan(seqs, LoraSpec(size.rank, size.alpha), OptimSpec(size.lr, size.epochs, size.batch_size))
         probes = tuple(Probe(" ".join(map(str, tok(size.prompt_tokens))), size.answer_tokens)
                        for _ in range(size.questions))
         jobs.append(Job(plan, probes, seed=i))
     return jobs
 
 
-def _flops(model, size: BenchSize, n_jobs: int) -> float:
+def flops_per_eval(model, size: BenchSize, n_jobs: int = 1) -> float:
     """Approximate FLOPs of n inner loops: training ~4N per token (frozen base: forward plus activation
-    gradients), answering ~2N per prompt and generated token."""
+    gradients, no weight gradients), answering ~2N per prompt and generated token."""
     n = sum(p.numel() for p in model.parameters())
     train_tokens = size.sequences * size.seq_tokens * size.epochs
     answer_tokens = size.questions * (size.prompt_tokens + size.answer_tokens)
@@ -154,7 +186,7 @@ def bench_inner(model_arg: str, ks: list[int], size: BenchSize, *, layers: int |
                "train_tokens_per_s": size.sequences * size.seq_tokens * size.epochs / bat_s,
                "peak_mem_mb": _peak_mem_mb(dev), "sequential_peak_mem_mb": seq_mem}
         if dev.type == "cuda":
-            row["tflops"] = _flops(loaded.model, size, 1) / bat_s / 1e12
+            row["tflops"] = flops_per_eval(loaded.model, size) / bat_s / 1e12
             row["peak_tflops"] = peak
         rows.append(row)
         emit(json.dumps(row) if as_json else _line(row))
