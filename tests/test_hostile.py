@@ -88,7 +88,7 @@ def _write(tmp_path, name, data):
 
 
 def test_truncated_json_names_the_position(tmp_path):
-    rec = {"title": "t", "context": "c", "questions": [{"question": "q", "answer": "a"}]}
+    rec = {"title": "t", "context": "c", "questions": [{"question": "q", "answer": "ans"}]}
     path = _write(tmp_path, "cut.json", json.dumps([rec, rec])[:-30])
     with pytest.raises(DataError, match=r"cut.json: not valid JSON .* line 1, column"):
         load_records(path)
@@ -105,14 +105,14 @@ def test_a_huge_json_list_is_refused_by_size_without_reading_it(tmp_path):
 
 
 def test_jsonl_is_streamed_and_stops_at_max_records(tmp_path):
-    rec = {"title": "t{}", "context": "c", "questions": [{"question": "q", "answer": "a"}]}
+    rec = {"title": "t{}", "context": "c", "questions": [{"question": "q", "answer": "ans"}]}
     good = "\n".join(json.dumps({**rec, "title": f"t{i}"}) for i in range(3))
     path = _write(tmp_path, "s.jsonl", good + "\n{broken")  # the broken tail is never read
     assert len(load_records(path, max_records=3)) == 3
 
 
 def test_non_utf8_jsonl_names_the_line(tmp_path):
-    rec = json.dumps({"title": "t", "context": "c", "questions": [{"question": "q", "answer": "a"}]})
+    rec = json.dumps({"title": "t", "context": "c", "questions": [{"question": "q", "answer": "ans"}]})
     path = _write(tmp_path, "b.jsonl", rec.encode() + b"\n" + b'{"title": "\xff\xfe"}')
     with pytest.raises(DataError, match=r"b.jsonl: line 2: not UTF-8"):
         load_records(path)

@@ -104,3 +104,24 @@ def test_score_grades_and_failures(loaded_random):
     assert s.correct == [True] and s.accuracy == 1.0
     f = d.score(CTX, InnerResult([], failed="non-finite loss at step 3"))
     assert f.accuracy == 0.0 and f.failed
+
+
+def test_score_grades_against_every_gold_and_carries_f1():
+    from seal.domains.base import InnerResult
+    from seal.grading import F1Grader, StrictGrader
+
+    ctx = Context("c", "Gateway Arch", "The Gateway Arch is in St. Louis.",
+                  (QA("Where is it?", "St. Louis", ("Saint Louis", "St. Louis")), QA("Built when?", "1965")))
+    assert ctx.questions[0].answers == ("St. Louis", "Saint Louis") and ctx.questions[1].answers == ("1965",)
+
+    def score(grader, answers, failed=None):
+        d = KnowledgeDomain(None, grader, GenerationConfig(), SequencesConfig(), InnerConfig())
+        return d.score(ctx, InnerResult(answers, failed=failed))
+
+    s = score(StrictGrader(), [" saint Louis. It is in Missouri.", "In 1965."])
+    assert s.correct == [True, False] and s.f1 is None and s.mean_f1 is None
+    s = score(F1Grader(), ["Saint Louis, Missouri", "In 1965."])
+    # vs "Saint Louis": P 2/3, R 2/2 -> 0.8; "In 1965" vs "1965": P 1/2, R 1 -> 2/3
+    assert s.correct == [True, True] and s.f1 == pytest.approx([0.8, 2 / 3]) and s.mean_f1 == pytest.approx(11 / 15)
+    s = score(F1Grader(), [], failed="non-finite loss")
+    assert s.f1 == [0.0, 0.0] and s.mean_f1 == 0.0 and s.accuracy == 0.0

@@ -1,8 +1,9 @@
 """Passage records: reading, validating, converting SQuAD, and the paper's splits.
 
 A record is `{"title": str, "context": str, "questions": [{"question": str, "answer": str}, ...]}`, optionally
-with `"completions": [str, ...]` (teacher self-edits). Files are a JSON list of records or JSONL, one per line.
-Every error names the file, the record and the field.
+with `"completions": [str, ...]` (teacher self-edits). A question may list every gold answer its annotators gave
+in `"answers": [str, ...]`; `"answer"` is then optional and, when given, the first. Files are a JSON list of
+records or JSONL, one per line. Every error names the file, the record and the field.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from seal.domains.base import QA, Context
+from seal.grading import normalize_answer
 from seal.progress import log
 
 MAX_JSON_BYTES = 512 * 2**20  # larger files must be JSONL, which is streamed
@@ -50,21 +52,36 @@ def parse_record(rec: Any, where: str) -> Context:
         raise DataError(f"{where}, field 'questions': expected a list, got {type(qs).__name__}")
     if not qs:
         raise DataError(f"{where}, field 'questions': no questions")
-    questions = []
-    for j, q in enumerate(qs):
-        if not isinstance(q, dict):
-            raise DataError(f"{where}, field 'questions[{j}]': expected an object, got {type(q).__name__}")
-        for key in ("question", "answer"):
-            if key not in q:
-                raise DataError(f"{where}: missing field 'questions[{j}].{key}'")
-        questions.append(QA(_need_str(q["question"], where, f"questions[{j}].question"),
-                            _need_str(q["answer"], where, f"questions[{j}].answer")))
+    questions = [_parse_question(q, where, j) for j, q in enumerate(qs)]
     completions = rec.get("completions", [])
     if not isinstance(completions, list):
         raise DataError(f"{where}, field 'completions': expected a list, got {type(completions).__name__}")
     comps = tuple(_need_str(c, where, f"completions[{j}]", empty_ok=True) for j, c in enumerate(completions))
     return Context(id=context_id(title, text), title=title, text=text, questions=tuple(questions),
                    completions=comps)
+
+
+def _parse_question(q: Any, where: str, j: int) -> QA:
+    """One `{"question", "answer" and/or "answers"}` entry; every gold must survive SQuAD's normalisation."""
+    if not isinstance(q, dict):
+        raise DataError(f"{where}, field 'questions[{j}]': expected an object, got {type(q).__name__}")
+    if "question" not in q:
+        raise DataError(f"{where}: missing field 'questions[{j}].question'")
+    if "answer" not in q and "answers" not in q:
+        raise DataError(f"{where}: missing field 'questions[{j}].answer' (or a list 'questions[{j}].answers')")
+    question = _need_str(q["question"], where, f"questions[{j}].question")
+    golds = [_need_str(q["answer"], where, f"questions[{j}].answer")] if "answer" in q else []
+    if "answers" in q:
+        answers = q["answers"]
+        if not isinstance(answers, list) or not answers:
+            raise DataError(f"{where}, field 'questions[{j}].answers': expected a non-empty list of strings")
+        golds += [_need_str(a, where, f"questions[{j}].answers[{k}]") for k, a in enumerate(answers)]
+    for gold in golds:
+        if not normalize_answer(gold):
+            raise DataError(f"{where}, question {j} ({question!r}): the gold answer {gold!r} is empty once "
+                            f"normalised (SQuAD drops case, punctuation and the articles a/an/the), so no grader "
+                            f"can match it; give the answer's content words")
+    return QA(question, golds[0], tuple(golds[1:]))
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
@@ -131,11 +148,23 @@ def load_records(path: str | Path, max_records: int | None = None) -> list[Conte
     return out
 
 
+def _question_record(q: QA) -> dict:
+    """`answer` is always the first gold (readers of the old format keep working); `answers` lists them all."""
+    return {"question": q.question, "answer": q.answer, **({"answers": list(q.answers)} if q.alternatives else {})}
+
+
 def save_records(contexts: Iterable[Context], path: str | Path) -> None:
-    rows = [{"title": c.title, "context": c.text,
-             "questions": [{"question": q.question, "answer": q.answer} for q in c.questions],
+    rows = [{"title": c.title, "context": c.text, "questions": [_question_record(q) for q in c.questions],
              **({"completions": list(c.completions)} if c.completions else {})} for c in contexts]
     Path(path).write_text(json.dumps(rows, indent=1, ensure_ascii=False))
+
+
+def golds_fingerprint(contexts: Iterable[Context]) -> str:
+    """A sha256 over every context's id, questions (in order) and gold answers (in order); the order of the
+    contexts does not matter. A run's store keeps it, so a resume never mixes gradings against other golds."""
+    per_context = sorted(json.dumps([c.id, [[q.question, list(q.answers)] for q in c.questions]],
+                                    ensure_ascii=False) for c in contexts)
+    return hashlib.sha256("\n".join(per_context).encode()).hexdigest()
 
 
 # --- SQuAD ---------------------------------------------------------------------------------------------
@@ -167,17 +196,34 @@ def _squad_rows(path: str, split: str) -> Iterable[dict]:
 
 
 def squad_to_records(path: str, split: str = "validation") -> list[Context]:
-    """One record per unique passage, questions in order of appearance, the first gold answer each."""
+    """One record per unique passage, questions in order of appearance, each with every distinct gold answer its
+    annotators gave (in their order; the official metric takes the best over them). A gold answer that is empty
+    once normalised ("The", "A") can never be matched: it is dropped, and a question left with none is skipped,
+    both with a warning (SQuAD is not the user's to fix; a records file with such a gold is an error)."""
     by_passage: dict[tuple[str, str], list[QA]] = {}
+    dropped, skipped = 0, []
     for i, row in enumerate(_squad_rows(path, split)):
         try:
             key = (row["title"].replace("_", " "), row["context"])
-            answers = row["answers"]["text"]
+            answers = [a for a in row["answers"]["text"] if isinstance(a, str)]
             question = row["question"].strip()
         except (KeyError, TypeError, AttributeError) as e:
             raise DataError(f"{path} [{split}]: row {i}: not a SQuAD row (missing {e})") from None
-        if answers and question:
-            by_passage.setdefault(key, []).append(QA(question, answers[0]))
+        if not answers or not question:
+            continue
+        distinct = list(dict.fromkeys(answers))
+        golds = [a for a in distinct if normalize_answer(a)]
+        if not golds:
+            skipped.append(f"row {i} ({question!r}: {answers!r})")
+            continue
+        dropped += len(distinct) - len(golds)
+        by_passage.setdefault(key, []).append(QA(question, golds[0], tuple(golds[1:])))
+    if dropped:
+        log.warning("%s [%s]: dropped %d gold answers that are empty once normalised (SQuAD drops case, "
+                    "punctuation and the articles a/an/the)", path, split, dropped)
+    if skipped:
+        log.warning("%s [%s]: skipped %d questions with no usable gold answer: %s", path, split, len(skipped),
+                    "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     return [Context(id=context_id(t, c), title=t, text=c, questions=tuple(qs))
             for (t, c), qs in by_passage.items() if qs]
 

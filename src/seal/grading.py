@@ -1,4 +1,4 @@
-"""Graders: is a model's answer correct given the gold answer?
+"""Graders: is a model's answer correct given a question's gold answers?
 
     >>> normalize_answer("The  Eiffel Tower!")
     'eiffel tower'
@@ -8,11 +8,16 @@
     True
     >>> strict_match("It was the Eiffel tower.", "Eiffel Tower")
     False
+    >>> strict_match("St. Louis. It lies on the Mississippi.", "St. Louis")
+    True
     >>> round(token_f1("in 1889", "1889"), 3)
     0.667
 
-`exact`, `strict` and `f1` are local and deterministic. `judge` asks an LLM over any OpenAI-compatible endpoint, as the
-paper did with GPT-4.1; a question it could not grade is `None` (ungraded), reported apart, never counted wrong.
+Each function above compares one answer with one gold; the graders take the best over a question's golds
+(`GradeItem.golds`), as SQuAD's official EM and F1 take the maximum over the annotators' answers.
+`exact`, `strict` and `f1` are local and deterministic. `judge` asks an LLM over any OpenAI-compatible endpoint,
+as the paper did with GPT-4.1; a question it could not grade is `None` (ungraded), reported apart, never counted
+wrong. docs/knowledge.md, "Grading and statistics", defines each grader.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ _PUNCT = set(string.punctuation)
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lowercase, drop punctuation and articles, squeeze whitespace."""
+    """SQuAD v1.1's normalisation (its evaluate-v1.1.py): lowercase, drop ASCII punctuation, drop the articles
+    a/an/the, squeeze whitespace."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
@@ -48,19 +54,35 @@ def exact_match(answer: str, gold: str) -> bool:
     return f" {g} " in f" {normalize_answer(answer)} "
 
 
-_SENTENCE_END = re.compile(r"\.(?:\s|$)")
+# Where a sentence may end: a run of . ! ? (closing quotes or brackets allowed) before whitespace or the end of
+# the text; or a line break.
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)|\n")
+
+
+def first_sentence_readings(answer: str) -> list[str]:
+    """Every reading of the answer's first sentence: the text before each place a sentence may end, then the whole
+    answer. A period does not say whether it ends a sentence or an abbreviation ("St. Louis"), so each is a reading.
+
+    >>> first_sentence_readings("Dr. Smith. He was born in 1889.")
+    ['Dr', 'Dr. Smith', 'Dr. Smith. He was born in 1889', 'Dr. Smith. He was born in 1889.']
+    """
+    text = answer.strip()
+    return [text[: m.start()] for m in _SENTENCE_END.finditer(text)] + [text]
 
 
 def strict_match(answer: str, gold: str) -> bool:
-    """SQuAD's exact match on the answer's first sentence: its first line, cut at the first period that ends a
-    sentence, normalised, equals the normalised gold. Text the model goes on to write after the answer is
-    ignored; an answer that does not *start* with the gold is wrong, however much of the passage it recites."""
-    first = _SENTENCE_END.split(answer.strip().split("\n", 1)[0], 1)[0]
+    """SQuAD's exact match on the answer's first sentence: correct when some reading of the first sentence
+    (`first_sentence_readings`), normalised, equals the normalised gold. So an answer equal to the gold is correct
+    whatever periods the gold holds ("C. J. Anderson"), text the model writes after the answer and a sentence end
+    is ignored, and an answer that does not *start* with the gold is wrong however much of the passage it recites.
+    """
     g = normalize_answer(gold)
-    return bool(g) and normalize_answer(first) == g
+    return bool(g) and any(normalize_answer(r) == g for r in first_sentence_readings(answer))
 
 
 def token_f1(answer: str, gold: str) -> float:
+    """SQuAD v1.1's token F1: the harmonic mean of precision and recall of the normalised answer's tokens against
+    the gold's, counting repeated tokens at most as often as both hold them; 0 when no token is shared."""
     pred, ref = normalize_answer(answer).split(), normalize_answer(gold).split()
     common = Counter(pred) & Counter(ref)
     same = sum(common.values())
@@ -70,11 +92,26 @@ def token_f1(answer: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def best_f1(answer: str, golds: tuple[str, ...]) -> float:
+    """The official SQuAD F1 of one question: the best token F1 over its golds.
+
+    >>> best_f1("in 1889", ("1889", "in the year 1889"))
+    0.8
+    """
+    return max((token_f1(answer, g) for g in golds), default=0.0)
+
+
 @dataclass(frozen=True)
 class GradeItem:
+    """One answer to grade against a question's gold answers (every distinct one, the first the main)."""
+
     question: str
-    gold: str
+    golds: tuple[str, ...]
     answer: str
+
+    def __post_init__(self):
+        if not self.golds or isinstance(self.golds, str):
+            raise ValueError(f"GradeItem for question {self.question!r}: golds must be a non-empty tuple of strings")
 
 
 class Grader(Protocol):
@@ -83,32 +120,51 @@ class Grader(Protocol):
 
 class ExactGrader:
     def grade(self, items: list[GradeItem]) -> list[bool | None]:
-        return [exact_match(it.answer, it.gold) for it in items]
+        return [any(exact_match(it.answer, g) for g in it.golds) for it in items]
 
 
 class StrictGrader:
     def grade(self, items: list[GradeItem]) -> list[bool | None]:
-        return [strict_match(it.answer, it.gold) for it in items]
+        return [any(strict_match(it.answer, g) for g in it.golds) for it in items]
 
 
 class F1Grader:
+    """Correct when the best token F1 over the golds reaches `threshold`; `f1_scores` gives the F1s themselves."""
+
     def __init__(self, threshold: float = 0.5):
         self.threshold = threshold
 
+    def f1_scores(self, items: list[GradeItem]) -> list[float]:
+        return [best_f1(it.answer, it.golds) for it in items]
+
     def grade(self, items: list[GradeItem]) -> list[bool | None]:
-        return [token_f1(it.answer, it.gold) >= self.threshold for it in items]
+        return [f >= self.threshold for f in self.f1_scores(items)]
 
 
 # Our wording of the paper's judge instruction: does the student answer convey the gold answer fully,
-# without contradicting it, whatever its style?
+# without contradicting it, whatever its style? With several golds, conveying any one of them is enough.
 JUDGE_PROMPT = """You are grading a student's answer to a question.
 
 Question: {question}
-Gold answer: {gold}
+{golds}
 Student answer: {answer}
 
-Does the student answer fully convey the gold answer without contradicting it? Ignore style, length and \
+Does the student answer fully convey {which} without contradicting it? Ignore style, length and \
 extra wording. Reply with exactly one word: yes or no."""
+
+
+def judge_prompt(item: GradeItem) -> str:
+    """The judge's prompt for one answer: every gold answer is shown.
+
+    >>> print(judge_prompt(GradeItem("Where?", ("St. Louis", "Saint Louis"), "Missouri")).splitlines()[3:6])
+    ['Gold answers (any one of them is correct):', '- St. Louis', '- Saint Louis']
+    """
+    if len(item.golds) == 1:
+        golds, which = f"Gold answer: {item.golds[0]}", "the gold answer"
+    else:
+        golds = "Gold answers (any one of them is correct):\n" + "\n".join(f"- {g}" for g in item.golds)
+        which = "one of the gold answers"
+    return JUDGE_PROMPT.format(question=item.question, golds=golds, which=which, answer=item.answer)
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -147,7 +203,7 @@ class JudgeGrader:
 
         body = {
             "model": self.cfg.model,
-            "messages": [{"role": "user", "content": JUDGE_PROMPT.format(**item.__dict__)}],
+            "messages": [{"role": "user", "content": judge_prompt(item)}],
             "temperature": 0,
             "max_tokens": 4,
         }

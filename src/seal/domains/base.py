@@ -14,10 +14,26 @@ from typing import Protocol, Sequence
 
 @dataclass(frozen=True)
 class QA:
-    """One question about a context with its gold answer."""
+    """One question about a context with its gold answers: `answer` first (the one tables and prompts quote), then
+    any `alternatives` other annotators gave (SQuAD has up to five per question; graders take the best over all).
+
+    >>> QA("Where?", "St. Louis", ("Saint Louis", "St. Louis")).answers
+    ('St. Louis', 'Saint Louis')
+    """
 
     question: str
     answer: str
+    alternatives: tuple[str, ...] = ()  # other gold answers; duplicates of `answer` and of each other are dropped
+
+    def __post_init__(self):
+        # One canonical form, so two QAs with the same distinct golds in the same order compare equal.
+        distinct = tuple(a for a in dict.fromkeys(self.alternatives) if a != self.answer)
+        object.__setattr__(self, "alternatives", distinct)
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """Every distinct gold answer, `answer` first."""
+        return (self.answer, *self.alternatives)
 
 
 @dataclass(frozen=True)
@@ -162,6 +178,7 @@ class Score:
     failed: str | None = None
     invalid: str | None = None
     n_steps: int = 0
+    f1: list[float] | None = None  # per-question token F1 (best over the golds) where the `f1` grader graded
 
     @property
     def n_graded(self) -> int:
@@ -178,6 +195,16 @@ class Score:
             return 0.0
         graded = [c for c in self.correct if c is not None]
         return sum(graded) / len(graded) if graded else 0.0
+
+    @property
+    def mean_f1(self) -> float | None:
+        """Mean per-question token F1: 0 for invalid or failed self-edits (as `accuracy`), otherwise None where no
+        F1 was computed (a grader other than `f1`)."""
+        if self.invalid is not None or self.failed is not None:
+            return 0.0
+        if self.f1 is None:
+            return None
+        return sum(self.f1) / len(self.f1) if self.f1 else 0.0
 
 
 class Domain(Protocol):

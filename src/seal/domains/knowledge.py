@@ -11,7 +11,7 @@ import re
 from seal.config import GenerationConfig, InnerConfig, SequencesConfig
 from seal.domains.base import Context, InnerResult, Invalid, Probe, Score, SelfEdit, TrainSequence, UpdatePlan
 from seal.generate import encode_prompt
-from seal.grading import Grader, GradeItem
+from seal.grading import F1Grader, Grader, GradeItem
 
 # Self-edit prompts of the paper (Zweiger et al. 2025, §knowledge incorporation and the prompt ablation),
 # kept verbatim so results are comparable.
@@ -151,10 +151,15 @@ class KnowledgeDomain:
     # --- scoring ---
 
     def score(self, context: Context, result: InnerResult) -> Score:
+        """Grade each answer against every gold answer of its question; under the `f1` grader the per-question
+        token F1s ride along in `Score.f1`."""
+        with_f1 = isinstance(self.grader, F1Grader)
         if result.failed:
-            return Score(correct=[False] * len(context.questions), answers=result.answers, failed=result.failed,
-                         train_seconds=result.train_seconds)
-        items = [GradeItem(q.question, q.answer, a.strip()) for q, a in zip(context.questions, result.answers)]
+            n = len(context.questions)
+            return Score(correct=[False] * n, answers=result.answers, failed=result.failed,
+                         train_seconds=result.train_seconds, f1=[0.0] * n if with_f1 else None)
+        items = [GradeItem(q.question, q.answers, a.strip()) for q, a in zip(context.questions, result.answers)]
+        f1 = self.grader.f1_scores(items) if isinstance(self.grader, F1Grader) else None
         return Score(correct=self.grader.grade(items), answers=[it.answer for it in items],
                      train_seconds=result.train_seconds, eval_seconds=result.eval_seconds,
-                     n_steps=len(result.step_losses))
+                     n_steps=len(result.step_losses), f1=f1)
