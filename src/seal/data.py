@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from seal.domains.base import QA, Context
-from seal.grading import normalize_answer
+from seal.text import normalize_answer
 from seal.progress import log
 
 MAX_JSON_BYTES = 512 * 2**20  # larger files must be JSONL, which is streamed

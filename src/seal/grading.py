@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import string
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -33,18 +32,7 @@ from typing import Protocol
 
 from seal.config import GraderConfig, JudgeConfig
 from seal.progress import log
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1's normalisation (its evaluate-v1.1.py): lowercase, drop ASCII punctuation, drop the articles
-    a/an/the, squeeze whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
+from seal.text import normalize_answer
 
 def exact_match(answer: str, gold: str) -> bool:
     """Correct when the normalised gold appears (as whole words) in the normalised answer."""
