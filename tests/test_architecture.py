@@ -119,4 +119,4 @@ def test_recipes_never_import_each_other_and_stay_short():
         others = {m for m in imports_of(mod) if m.startswith("seal.experiments")}
         assert not others, f"recipe {name} imports {others}"
         lines = len(MODULES[mod].read_text().splitlines())
-        assert lines <= 220, f"recipe {name} is {lines} lines"
+        assert lines <= 240, f"recipe {name} is {lines} lines"

@@ -10,8 +10,12 @@ from seal.results import Heatmap, Row, RoundRow, Summary, Table
 
 
 def _summary() -> Summary:
-    rows = [Row("no_adaptation", 0.1, 0.05, 4, 12, 0, 0, 0), Row("seal_round_1", 0.4, 0.2, 4, 12, 1, 2, 0, best_of=0.5)]
+    from seal.results import Compared
+
+    rows = [Row("no_adaptation", 0.1, 0.05, 4, 12, 0, 0, 0, ci_low=0.0, ci_high=0.2, per_item={"a": 0.1}),
+            Row("seal_round_1", 0.4, 0.2, 4, 12, 1, 2, 0, best_of=0.5, ci_low=0.25, ci_high=0.55)]
     return Summary("arc", "demo", rows, [RoundRow(1, 0.3, 0.1, 24, 3, 12.5)], title="held-out tasks", unit="tasks",
+                   comparisons=[Compared("seal_round_1", "no_adaptation", 0.3, 0.1, 0.45, 0.0123, 4)],
                    data={"engine": "batched", "configs": {"x": {"n": 1}}},
                    sections=[Table("Updates", ["row", "steps"], [["a", "3"]], note="a note"),
                              Heatmap("merge", ["base", "1"], ["p1"], [[0.5], [None]], xlabel="passage")])
@@ -20,8 +24,9 @@ def _summary() -> Summary:
 def test_summary_json_round_trip_keeps_the_recipe_keys_at_the_top_level():
     d = _summary().to_json()
     assert d["engine"] == "batched" and d["configs"] == {"x": {"n": 1}}
-    assert list(d["rows"][0]) == ["name", "accuracy", "std", "n_passages", "n_questions", "ungraded", "invalid",
-                                  "failed"]  # the keys summary.json always had; best_of only where set
+    assert list(d["rows"][0])[:8] == ["name", "accuracy", "std", "n_passages", "n_questions", "ungraded", "invalid",
+                                      "failed"]  # the keys summary.json always had, first; best_of only where set
+    assert "best_of" not in d["rows"][0] and "f1_mean" not in d["rows"][0]
     assert d["rows"][1]["best_of"] == 0.5
     again = Summary.from_json(json.loads(json.dumps(d)))
     assert again == _summary()
@@ -32,8 +37,9 @@ def test_report_renders_any_summary_without_knowing_its_recipe(tmp_path):
 
     (tmp_path / "summary.json").write_text(json.dumps(_summary().to_json()))
     text = write_report(tmp_path).read_text()
-    assert "| row | accuracy | std | best of | tasks | questions | invalid | ungraded |" in text
-    assert "| seal_round_1 | 40.0 | 20.0 | 50.0 | 4 | 12 | 2 | 1 |" in text
+    assert "| row | accuracy | 95% CI | std | best of | tasks | questions | invalid | ungraded |" in text
+    assert "| seal_round_1 | 40.0 | 25.0–55.0 | 20.0 | 50.0 | 4 | 12 | 2 | 1 |" in text
+    assert "| seal_round_1 | no_adaptation | accuracy | +30.0 | +10.0 to +45.0 | 0.0123 | 4 |" in text
     assert "## ReST-EM rounds" in text and "## Updates" in text and "a note" in text
     assert "## merge" in text and "| 1 | |" in text.replace("|  |", "| |")  # an empty heatmap cell
     assert (tmp_path / "results.png").stat().st_size > 1000
@@ -117,3 +123,101 @@ def test_provenance_names_the_versions_and_the_device():
     assert p["torch"] and p["transformers"] and p["peft"] and p["python"]
     assert p["device"] == "cpu" and p["dtype"] == "float32"
     assert p["commit"] is None or len(p["commit"].removesuffix("+dirty")) == 40
+
+
+def _fake_run(path, seed: int, accs: dict[str, float], lr: float = 1e-3):
+    from seal.config import dump_config
+    from seal.results import Compared
+
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(dump_config(load_config(None, [f"seed={seed}", f"inner.lr={lr}"])))
+    rows = [Row(n, a, 0.1, 4, 12, 0, 0, 0, per_item={"p": a}) for n, a in accs.items()]
+    comps = [Compared("seal_round_2", "passage_only", accs["seal_round_2"] - accs["passage_only"], 0.01 * seed - 0.005,
+                      0.2, 0.04, 4)]
+    (path / "summary.json").write_text(json.dumps(Summary("knowledge", "demo", rows, comparisons=comps).to_json()))
+    return path
+
+
+def test_seed_report_gives_mean_std_and_per_seed_margins(tmp_path):
+    from typer.testing import CliRunner
+
+    from seal.cli import app
+
+    runs = [_fake_run(tmp_path / f"s{s}", s, {"passage_only": 0.1 + 0.01 * s, "seal_round_2": 0.2 + 0.03 * s})
+            for s in range(3)]
+    out = CliRunner().invoke(app, ["report", *map(str, runs), "--out", str(tmp_path / "seeds")])
+    assert out.exit_code == 0, out.output
+    seeds = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
+    assert seeds["seeds"] == [0, 1, 2] and seeds["rows"]["seal_round_2"]["per_seed"] == pytest.approx([0.2, 0.23, 0.26])
+    assert seeds["rows"]["seal_round_2"]["mean"] == pytest.approx(0.23) and \
+        seeds["rows"]["seal_round_2"]["std"] == pytest.approx(0.03)
+    (margin,) = seeds["margins"]
+    assert margin["per_seed"] == pytest.approx([0.1, 0.12, 0.14]) and margin["ci_above_zero"] == 2  # seeds 1, 2
+    report = (tmp_path / "seeds" / "report.md").read_text()
+    assert "| seal_round_2 | 23.0 | 3.0 | 20.0 | 23.0 | 26.0 |" in report
+    assert "| seal_round_2 | passage_only | accuracy | +12.0 | 2.0 | +10.0 | +12.0 | +14.0 | 2 of 3 |" in report
+    assert (tmp_path / "seeds" / "results.png").stat().st_size > 1000
+
+
+def test_seed_report_refuses_runs_of_different_configs(tmp_path):
+    from typer.testing import CliRunner
+
+    from seal.cli import app
+
+    a = _fake_run(tmp_path / "a", 0, {"passage_only": 0.1, "seal_round_2": 0.2})
+    b = _fake_run(tmp_path / "b", 1, {"passage_only": 0.1, "seal_round_2": 0.2}, lr=1e-2)
+    out = CliRunner().invoke(app, ["report", str(a), str(b)])
+    assert out.exit_code == 2 and "inner.lr differ" in " ".join(out.output.split())
+
+
+def test_each_recipe_pairs_its_rows_as_the_issue_lists():
+    from seal.experiments import arc, knowledge
+
+    def rows(*named):
+        return [Row(n, a, 0.0, 1, 1, 0, 0, 0) for n, a in named]
+
+    table = rows(("no_adaptation", 0.0), ("passage_only", 0.1), ("passage_repeated", 0.3), ("base_self_edits", 0.2),
+                 ("seal_round_1", 0.25), ("seal_round_2", 0.4))
+    assert knowledge.comparison_pairs(table) == [
+        ("base_self_edits", "passage_only"), ("base_self_edits", "passage_repeated"),
+        ("seal_round_1", "passage_only"), ("seal_round_1", "passage_repeated"),
+        ("seal_round_2", "passage_only"), ("seal_round_2", "passage_repeated")]
+    # the best control of a row never is the row itself; passage_only as the best is not listed twice
+    assert knowledge.comparison_pairs(rows(("passage_only", 0.5), ("base_self_edits", 0.2))) == [
+        ("base_self_edits", "passage_only")]
+    assert arc.comparison_pairs(rows(("icl", 0.0), ("base_self_edits", 0.1), ("seal_round_1", 0.3))) == [
+        ("base_self_edits", "icl"), ("seal_round_1", "icl"), ("seal_round_1", "base_self_edits")]
+
+
+def test_a_resume_against_other_gold_answers_is_refused(tmp_path):
+    from seal.domains.base import QA, Context
+    from seal.run import Run
+
+    cfg = RunConfig(model={"device": "cpu"})
+    ctxs = [Context("c1", "t", "text", (QA("Where?", "Calder"),))]
+    with Run.open(cfg, tmp_path, contexts=ctxs):
+        pass
+    with Run.open(cfg, tmp_path, contexts=ctxs):  # the same golds: resumes
+        pass
+    edited = [Context("c1", "t", "text", (QA("Where?", "Calder", ("Calder town",)),))]
+    with pytest.raises(ConfigError, match="scored against other gold answers"):
+        with Run.open(cfg, tmp_path, contexts=edited):
+            pass
+
+
+def test_rows_carry_items_intervals_and_mean_f1_from_the_store(tmp_path):
+    from seal.domains.base import QA, Context, Score
+    from seal.results import summarize_row
+    from seal.store import ScoreKey, Store
+
+    store = Store(tmp_path / "s.sqlite")
+    store.put_scores([(ScoreKey("eval/x", 0, "a"), Score([True, False], ["x", "y"], f1=[1.0, 0.5])),
+                      (ScoreKey("eval/x", 0, "b"), Score([False], ["z"], f1=[0.0])),
+                      (ScoreKey("eval/x", 0, "c"), Score([False], [], invalid="empty self-edit"))])
+    scores = store.scores("eval/x", 0)
+    assert scores[ScoreKey("eval/x", 0, "a")].f1 == [1.0, 0.5]  # kept in the store
+    ctxs = [Context(c, "t", "x", (QA("q", "a"),)) for c in "abc"]
+    row = summarize_row("x", scores, ctxs, resamples=2000)
+    assert row.per_item == {"a": 0.5, "b": 0.0, "c": 0.0} and row.accuracy == pytest.approx(0.5 / 3)
+    assert row.f1_mean == pytest.approx((0.75 + 0.0 + 0.0) / 3)  # the invalid self-edit scores F1 0
+    assert 0.0 <= row.ci_low <= row.accuracy <= row.ci_high <= 0.5

@@ -57,7 +57,7 @@ def _print_summary(summary) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from seal.report import heatmap_cells, table_cells
+    from seal.report import comparisons_table, heatmap_cells, table_cells
     from seal.results import Table as TableSection
 
     console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes: no squeezed columns
@@ -72,7 +72,10 @@ def _print_summary(summary) -> None:
         console.print(table)
 
     if summary.rows:
-        show(summary.title, *table_cells(summary.rows, summary.unit))
+        show(summary.title, *table_cells(summary.rows, summary.unit, summary.confidence))
+    if summary.comparisons:
+        c = comparisons_table(summary)
+        show(c.title, c.headers, c.cells)
     for s in summary.sections:
         if isinstance(s, TableSection):
             if not summary.rows:  # a table-less summary (continual): its sections are the result
@@ -121,17 +124,30 @@ def eval_(config: Path = typer.Argument(..., help="YAML config file."), set_: li
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
-    """Regenerate report.md and the plots of a run from its summary.json."""
+def report(run_dirs: list[Path] = typer.Argument(..., help="A run directory, or several runs of one config at "
+                                                               "different seeds."),
+           out: Optional[Path] = typer.Option(None, help="With several runs: where the seed report goes (default "
+                                                         "<first run>-seeds).")):
+    """Regenerate report.md and results.png of a run from its summary.json; given several runs of the same
+    config at different seeds, write one report of mean ± std across seeds and every seed's margins."""
     import json
 
-    from seal.report import write_report
+    from seal.report import seed_report, write_report
     from seal.results import Summary
 
-    if not (run_dir / "summary.json").exists():
-        _fail(f"{run_dir}/summary.json not found: has the run finished its table?")
-    path = write_report(run_dir)
-    _print_summary(Summary.from_json(json.loads((run_dir / "summary.json").read_text())))
+    for d in run_dirs:
+        if not (d / "summary.json").exists():
+            _fail(f"{d}/summary.json not found: has the run finished its table?")
+    if len(run_dirs) > 1:
+        try:
+            path = seed_report(run_dirs, out or run_dirs[0].with_name(run_dirs[0].name + "-seeds"))
+        except ValueError as e:
+            _fail(str(e))
+        typer.echo(path.read_text())
+        typer.echo(f"wrote {path}")
+        return
+    path = write_report(run_dirs[0])
+    _print_summary(Summary.from_json(json.loads((run_dirs[0] / "summary.json").read_text())))
     typer.echo(f"wrote {path}")
 
 

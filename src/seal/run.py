@@ -37,7 +37,7 @@ import yaml
 
 from seal.backends import Backend, make_backend
 from seal.config import ConfigError, RunConfig, changed_keys, dump_config
-from seal.data import select_passages
+from seal.data import golds_fingerprint, select_passages
 from seal.domains.base import Context, InnerResult, Invalid, Job, Score, SelfEdit, UpdatePlan, mean
 from seal.faults import crash_point
 from seal.files import write_json
@@ -45,7 +45,7 @@ from seal.generate import SamplingParams, greedy_answers
 from seal.metrics import Metrics
 from seal.progress import log, progress
 from seal.report import write_report
-from seal.results import Row, Summary, summarize_row
+from seal.results import Compared, Row, Summary, compare, compare_items, item_row, summarize_row
 from seal.store import ScoreKey, Store, derive_seed
 
 
@@ -61,6 +61,19 @@ def open_run_dir(run_dir: Path, cfg: RunConfig) -> Store:
                               f"config or choose another --run-dir")
     path.write_text(dump_config(cfg))
     return Store(run_dir / "store.sqlite")
+
+
+def check_golds(store: Store, run_dir: Path, contexts: list[Context]) -> None:
+    """Record the fingerprint of the data's gold answers, or refuse a resume whose golds differ from those the
+    stored scores were graded against (an edited records file, another SQuAD version)."""
+    now = golds_fingerprint(contexts)
+    before = store.get_meta("golds")
+    if before is None:
+        store.set_meta("golds", now)
+    elif before != now:
+        raise ConfigError(f"{run_dir} was scored against other gold answers (fingerprint {before[:12]}, now "
+                          f"{now[:12]}): the data's questions or answers changed; restore them or choose another "
+                          f"--run-dir")
 
 
 def provenance(cfg: RunConfig) -> dict:
@@ -117,11 +130,16 @@ class Run:
 
     @classmethod
     @contextmanager
-    def open(cls, cfg: RunConfig, run_dir: str | Path, *, local: bool = False) -> Iterator["Run"]:
+    def open(cls, cfg: RunConfig, run_dir: str | Path, *, local: bool = False,
+             contexts: list[Context] | None = None) -> Iterator["Run"]:
         """Open (or resume) `run_dir`; `local=True` runs everything in this process whatever `inner.backend`
-        says (recipes that update a model in memory). The backend and metric sinks close when the block ends."""
+        says (recipes that update a model in memory). `contexts`: the run's data, whose gold answers are
+        fingerprinted so that a resume against other golds is refused. The backend and metric sinks close when
+        the block ends."""
         run_dir = Path(run_dir)
         store = open_run_dir(run_dir, cfg)
+        if contexts is not None:
+            check_golds(store, run_dir, contexts)
         record = provenance(cfg)
         history = json.loads(store.get_meta("provenance") or "[]")
         store.set_meta("provenance", json.dumps(history + [record]))
@@ -212,13 +230,33 @@ class Run:
     # --- rows and the end ---
 
     def row(self, name: str, scores: dict[ScoreKey, Score], contexts: list[Context]) -> Row:
-        row = summarize_row(name, scores, contexts)
+        """A table row (accuracy, std, bootstrap interval, per-passage accuracies) from a phase's scores."""
+        row = summarize_row(name, scores, contexts, **self._stats)
         self.metrics.scalars({f"table/{name}/accuracy": row.accuracy}, step=0)
         return row
+
+    def item_row(self, name: str, per_item: dict[str, float], n_questions: int) -> Row:
+        """A row from one figure per item (e.g. per sequence), with its bootstrap interval."""
+        return item_row(name, per_item, n_questions, **self._stats)
+
+    def compare(self, rows: list[Row], pairs: list[tuple[str, str]]) -> list[Compared]:
+        """Paired comparisons of (row, baseline) on the passages both scored (`seal.results.compare`)."""
+        return compare(rows, pairs, **self._stats)
+
+    def compare_items(self, row: str, baseline: str, a: dict[str, float], b: dict[str, float],
+                      metric: str) -> Compared:
+        """`row` against `baseline` on another per-item figure than accuracy (`metric` names it)."""
+        return compare_items(row, baseline, a, b, metric=metric, **self._stats)
+
+    @property
+    def _stats(self) -> dict:
+        return {"resamples": self.cfg.eval.bootstrap_resamples, "level": self.cfg.eval.confidence,
+                "seed": self.cfg.seed}
 
     def finish(self, summary: Summary) -> Summary:
         """Write summary.json (with this run's provenance) and report.md/results.png; returns the summary."""
         summary.provenance = self.provenance
+        summary.confidence = self.cfg.eval.confidence
         write_json(self.dir / "summary.json", summary.to_json())
         write_report(self.dir)
         return summary

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS scores (
     phase TEXT NOT NULL, round INTEGER NOT NULL, context_id TEXT NOT NULL, sample INTEGER NOT NULL,
     repeat INTEGER NOT NULL, accuracy REAL NOT NULL, n_questions INTEGER NOT NULL, n_ungraded INTEGER NOT NULL,
     correct TEXT NOT NULL, answers TEXT NOT NULL, invalid TEXT, failed TEXT, n_steps INTEGER NOT NULL,
-    train_seconds REAL NOT NULL, eval_seconds REAL NOT NULL, created REAL NOT NULL,
+    train_seconds REAL NOT NULL, eval_seconds REAL NOT NULL, created REAL NOT NULL, f1 TEXT,
     PRIMARY KEY (phase, round, context_id, sample, repeat));
 CREATE TABLE IF NOT EXISTS kept (
     round INTEGER NOT NULL, context_id TEXT NOT NULL, sample INTEGER NOT NULL, reward REAL NOT NULL,
@@ -73,6 +73,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(scores)")}
+        if "f1" not in columns:  # a store written before per-question F1 was kept
+            self.db.execute("ALTER TABLE scores ADD COLUMN f1 TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -120,22 +123,24 @@ class Store:
     def put_scores(self, items: Iterable[tuple[ScoreKey, Score]]) -> None:
         now = time.time()
         self._write(
-            "INSERT OR IGNORE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO scores (phase, round, context_id, sample, repeat, accuracy, n_questions, "
+            "n_ungraded, correct, answers, invalid, failed, n_steps, train_seconds, eval_seconds, created, f1) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(k.phase, k.round, k.context_id, k.sample, k.repeat, s.accuracy, len(s.correct), s.n_ungraded,
               json.dumps(s.correct), json.dumps(s.answers), s.invalid, s.failed, s.n_steps, s.train_seconds,
-              s.eval_seconds, now) for k, s in items])
+              s.eval_seconds, now, None if s.f1 is None else json.dumps(s.f1)) for k, s in items])
 
     def scores(self, phase: str, round: int | None = None) -> dict[ScoreKey, Score]:
         sql = ("SELECT phase, round, context_id, sample, repeat, correct, answers, invalid, failed, n_steps, "
-               "train_seconds, eval_seconds FROM scores WHERE phase=?")
+               "train_seconds, eval_seconds, f1 FROM scores WHERE phase=?")
         args: tuple = (phase,)
         if round is not None:
             sql += " AND round=?"
             args += (round,)
         out = {}
-        for ph, r, c, s, rep, correct, answers, invalid, failed, n_steps, ts, es in self.db.execute(sql, args):
+        for ph, r, c, s, rep, correct, answers, invalid, failed, n_steps, ts, es, f1 in self.db.execute(sql, args):
             out[ScoreKey(ph, r, c, s, rep)] = Score(json.loads(correct), json.loads(answers), ts, es, failed,
-                                                    invalid, n_steps)
+                                                    invalid, n_steps, None if f1 is None else json.loads(f1))
         return out
 
     def has_scores(self, phase: str, round: int, context_ids: Iterable[str]) -> bool:

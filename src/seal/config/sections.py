@@ -251,6 +251,11 @@ class EvalConfig(Section):
     )
     base_self_edits: bool = Field(True, description="Row: passage + self-edits of the base model.")
     every_round: bool = resume_safe(True, description="Rows `seal_round_r` for every round, not only the last.")
+    bootstrap_resamples: int = resume_safe(
+        10_000, ge=100, le=1_000_000, description="Resamples of each row's bootstrap interval and each paired "
+        "comparison (docs/knowledge.md, grading and statistics)."
+    )
+    confidence: float = resume_safe(0.95, gt=0.5, lt=1.0, description="Level of the intervals.")
 
 
 # --- ARC -----------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ GROUPS = ("basic", "size", "chain", "repeat")
 def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
     train_pool = read_source(cfg.data.train, cfg)
     eval_tasks = read_source(cfg.data.eval, cfg)[: cfg.data.n_eval]
-    with Run.open(cfg, run_dir) as run:
+    with Run.open(cfg, run_dir, contexts=train_pool + eval_tasks) as run:
         base = run.load()
         run.domain = ArcDomain(base.tokenizer, settings_of(cfg), seed=cfg.seed)
         log.info("ARC: %d eval tasks, %d candidate training tasks; backend %s", len(eval_tasks), len(train_pool),
@@ -70,7 +70,15 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         return run.finish(Summary(
             "arc", cfg.name, rows, round_rows(run.store), title="held-out tasks", unit="tasks",
             data={"engine": run.backend.engine_name, "backend": run.backend.name, "configs": profiles,
-                  "config_rewards": rewards}, sections=config_sections(profiles, rewards)))
+                  "config_rewards": rewards}, sections=config_sections(profiles, rewards),
+            comparisons=run.compare(rows, comparison_pairs(rows))))
+
+
+def comparison_pairs(rows: list[Row]) -> list[tuple[str, str]]:
+    """Paired by task: base self-edits and each SEAL round against in-context learning; each SEAL round against
+    base self-edits."""
+    seal = [r.name for r in rows if r.name.startswith("seal_round_")]
+    return [(n, "icl") for n in ["base_self_edits", *seal]] + [(n, "base_self_edits") for n in seal]
 
 
 def settings_of(cfg: RunConfig) -> ArcSettings:

@@ -34,7 +34,7 @@ from seal.inner.library import adapters_loaded, embed, route
 from seal.inner.update import finetune, train_adapter
 from seal.model import LoadedModel
 from seal.progress import log, progress
-from seal.results import Heatmap, Summary, Table
+from seal.results import Heatmap, Summary
 from seal.run import Run
 from seal.sources import read_source
 from seal.store import derive_seed
@@ -43,13 +43,14 @@ from seal.store import derive_seed
 def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
     seqs = draw_sequences(cfg)
     c = cfg.continual
-    with Run.open(cfg, run_dir, local=True) as run:
+    with Run.open(cfg, run_dir, local=True, contexts=[x for xs in seqs for x in xs]) as run:
         base = run.load()
         run.domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
         log.info("continual: %d sequences of %d passages, modes %s", c.sequences, c.steps, ", ".join(c.modes))
         for s, ctxs in enumerate(seqs):  # row 0: the unedited model on all K passages (shared by the modes)
             run.closed_book(_phase("base", s), 0, base, ctxs)
         out: dict[str, dict] = {}
+        per_sequence: dict[str, dict[str, dict[str, float]]] = {}  # mode -> figure -> {sequence: value}
         for mode in c.modes:
             mats, fallbacks, routed, routed_right = [], 0, 0, 0
             if mode == "merge":
@@ -67,16 +68,24 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
                     fallbacks += count_fallbacks(run, mode, s, ctxs)
                     advance()
             out[mode] = matrix_summary(np.stack(mats)) | {"passage_fallbacks": fallbacks}
+            per_sequence[mode] = sequence_figures(mats)
             if mode == "library":
                 out[mode]["routing_accuracy"] = routed_right / max(1, routed)
         run.free(base)
 
+        # --- rows: accuracy after the last edit per sequence; library against merge, paired by sequence ---
+        n_questions = sum(len(x.questions) for xs in seqs for x in xs)
+        rows = [run.item_row(mode, per_sequence[mode]["final"], n_questions) for mode in c.modes]
+        compared = run.compare(rows, [("library", "merge")]) + ([run.compare_items(
+            "library", "merge", per_sequence["library"]["forgetting"], per_sequence["merge"]["forgetting"],
+            "forgetting")] if len(c.modes) == 2 else [])
         first = out[c.modes[0]]
         return run.finish(Summary(
-            "continual", cfg.name, title=f"continual self-edits: {c.sequences} sequences of {c.steps} passages",
+            "continual", cfg.name, rows, title=f"accuracy after the last edit ({c.sequences} sequences of "
+            f"{c.steps} passages)", unit="sequences", comparisons=compared,
             data={"sequences": c.sequences, "steps": c.steps, "matrix_mean": first["matrix_mean"],
                   "matrix_std": first["matrix_std"], "modes": out, "passages": [[x.id for x in xs] for xs in seqs]},
-            sections=sections(out)))
+            sections=heatmaps(out)))
 
 
 def draw_sequences(cfg: RunConfig) -> list[list[Context]]:
@@ -89,7 +98,7 @@ def draw_sequences(cfg: RunConfig) -> list[list[Context]]:
             for s in range(cfg.continual.sequences)]
 
 
-def _phase(mode: str, s: int) -> str:
+def _phase(mode: str, s: int) -> str:  # the store phase of a mode's sequence; its rounds are the steps
     return f"continual/{mode}/seq-{s}"
 
 
@@ -200,17 +209,24 @@ def matrix_summary(mats: np.ndarray) -> dict:
             "mean_seen_after_last": float(np.mean(mean[K]))}
 
 
-def sections(modes: dict[str, dict]) -> list:
-    """The report: each mode's mean accuracy matrix, then forgetting (and routing) per mode."""
-    out: list = [Heatmap(f"{mode}: forgetting {100 * r['forgetting']['mean']:.1f} points",
-                         ["base"] + [str(k) for k in range(1, len(r["matrix_mean"]))],
-                         [f"p{j + 1}" for j in range(len(r["matrix_mean"][0]))], r["matrix_mean"], xlabel="passage",
-                         ylabel="after edit", note="Accuracy (%) after each edit, averaged over sequences.")
-                 for mode, r in modes.items()]
-    out.append(Table("Forgetting", ["mode", "forgetting (points)", "mean after last edit", "routed to own adapter"],
-                     [[mode, f"{100 * r['forgetting']['mean']:.1f}", f"{100 * r['mean_seen_after_last']:.1f}",
-                       f"{100 * r['routing_accuracy']:.1f}%" if "routing_accuracy" in r else ""]
-                      for mode, r in modes.items()],
-                     note="Forgetting: a passage's accuracy right after its own edit minus after the last edit, "
-                          "averaged over passages 1..K-1."))
-    return out
+def sequence_figures(mats: list[np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per sequence: mean accuracy over its passages after the last edit (`final`) and mean forgetting over
+    passages 1..K-1 (`forgetting`, right after a passage's edit minus after the last)."""
+    K = mats[0].shape[1]
+    final = {f"seq-{s}": float(np.mean(m[K])) for s, m in enumerate(mats)}
+    forgetting = {f"seq-{s}": float(np.mean([m[j + 1, j] - m[K, j] for j in range(K - 1)])) if K > 1 else 0.0
+                  for s, m in enumerate(mats)}
+    return {"final": final, "forgetting": forgetting}
+
+
+def heatmaps(modes: dict[str, dict]) -> list[Heatmap]:
+    """Each mode's mean accuracy matrix, titled with its forgetting (and routing)."""
+    def title(mode: str, r: dict) -> str:
+        routed = f"; {100 * r['routing_accuracy']:.0f}% routed to their own adapter" if "routing_accuracy" in r else ""
+        return f"{mode}: forgetting {100 * r['forgetting']['mean']:.1f} points{routed}"
+
+    return [Heatmap(title(mode, r), ["base"] + [str(k) for k in range(1, len(r["matrix_mean"]))],
+                    [f"p{j + 1}" for j in range(len(r["matrix_mean"][0]))], r["matrix_mean"], xlabel="passage",
+                    ylabel="after edit", note="Accuracy (%) after each edit, averaged over sequences. Forgetting: a "
+                    "passage's accuracy right after its own edit minus after the last, passages 1..K-1.")
+            for mode, r in modes.items()]

@@ -37,7 +37,7 @@ from seal.sources import eval_contexts, read_source, teacher_self_edits
 def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
     ctxs = cpt_passages(cfg)
     k = cfg.cpt.samples
-    with Run.open(cfg, run_dir, local=True) as run:
+    with Run.open(cfg, run_dir, local=True, contexts=ctxs) as run:
         base = run.load()
         run.domain = domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
         log.info("CPT: %d passages, %d questions, %d self-edits per passage, %s update", len(ctxs),
@@ -77,7 +77,15 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         return run.finish(Summary(
             "cpt", cfg.name, rows, title=f"CPT: {len(ctxs)} passages in one update",
             data={"updates": updates, "n_passages": len(ctxs), "samples": k, "mode": cfg.cpt.update.mode},
+            comparisons=run.compare(rows, PAIRS),
             sections=[updates_table(updates)] if updates else []))
+
+
+# each row against the one before it in the paper's table (no adaptation, passages, base self-edits, teacher,
+# SEAL), and every self-edit row against the passages repeated to the same step count when that row is there
+PAIRS = [("passage_only", "no_adaptation"), ("base_self_edits", "passage_only"),
+         ("teacher_self_edits", "base_self_edits"), ("seal", "base_self_edits")] + \
+        [(r, "passage_repeated") for r in ("base_self_edits", "teacher_self_edits", "seal")]
 
 
 def cpt_passages(cfg: RunConfig) -> list[Context]:

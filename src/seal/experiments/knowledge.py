@@ -11,6 +11,9 @@ ReST-EM rounds on training passages, then the results table on held-out passages
     base_self_edits      passage + self-edits written by the base model
     teacher_self_edits   passage + a teacher's self-edits (file or endpoint), if configured
     seal_round_r         passage + self-edits of the round-r policy, adapted from the round-r policy
+
+Every self-edit row is compared, paired by passage, with `passage_only` and with the best control (the best
+of passage_only, passage_repeated and base_self_edits, itself left out).
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ from seal.domains.base import Context
 from seal.domains.knowledge import KnowledgeDomain
 from seal.outer.restem import policies_by_round
 from seal.progress import log
-from seal.results import Summary, round_rows
+from seal.results import Row, Summary, best_of, round_rows
 from seal.run import Item, Run
 from seal.sources import eval_contexts, read_source, teacher_self_edits
 
 
 def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
     train_pool, eval_ctxs = load_passages(cfg)
-    with Run.open(cfg, run_dir) as run:
+    with Run.open(cfg, run_dir, contexts=train_pool + eval_ctxs) as run:
         base = run.load()
         run.domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
         log.info("%d eval passages, %d candidate training passages; engine %s, backend %s", len(eval_ctxs),
@@ -63,7 +66,21 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
                                    eval_ctxs))
 
         return run.finish(Summary("knowledge", cfg.name, rows, round_rows(run.store),
-                                  data={"engine": run.backend.engine_name, "backend": run.backend.name}))
+                                  data={"engine": run.backend.engine_name, "backend": run.backend.name},
+                                  comparisons=run.compare(rows, comparison_pairs(rows))))
+
+
+CONTROLS = ["passage_only", "passage_repeated", "base_self_edits"]
+
+
+def comparison_pairs(rows: list[Row]) -> list[tuple[str, str]]:
+    """(self-edit row, baseline): passage_only, then the best control other than the row itself."""
+    pairs = []
+    for r in rows:
+        if r.name in ("base_self_edits", "teacher_self_edits") or r.name.startswith("seal_round_"):
+            best = best_of(rows, [c for c in CONTROLS if c != r.name])
+            pairs += [(r.name, "passage_only")] + ([(r.name, best)] if best not in (None, "passage_only") else [])
+    return pairs
 
 
 def load_passages(cfg: RunConfig) -> tuple[list[Context], list[Context]]:
