@@ -38,19 +38,20 @@ def _need_str(value: Any, where: str, field: str, *, empty_ok: bool = False) -> 
     return value
 
 
-def parse_record(rec: Any, where: str) -> Context:
-    """Validate one record; `where` is '<file>: record <i>'."""
+def parse_record(rec: Any, where: str, *, questions_required: bool = True) -> Context:
+    """Validate one record; `where` is '<file>: record <i>'. With `questions_required=False` (documents for
+    `seal learn`) the 'questions' field may be missing or empty; questions that are given are still checked."""
     if not isinstance(rec, dict):
         raise DataError(f"{where}: expected an object, got {type(rec).__name__}")
-    for key in ("title", "context", "questions"):
+    for key in ("title", "context", "questions") if questions_required else ("title", "context"):
         if key not in rec:
             raise DataError(f"{where}: missing field '{key}'")
     title = _need_str(rec["title"], where, "title", empty_ok=True).strip()
     text = _need_str(rec["context"], where, "context")
-    qs = rec["questions"]
+    qs = rec.get("questions", [])
     if not isinstance(qs, list):
         raise DataError(f"{where}, field 'questions': expected a list, got {type(qs).__name__}")
-    if not qs:
+    if not qs and questions_required:
         raise DataError(f"{where}, field 'questions': no questions")
     questions = [_parse_question(q, where, j) for j, q in enumerate(qs)]
     completions = rec.get("completions", [])
@@ -121,8 +122,10 @@ def _iter_json(path: Path) -> Iterator[tuple[str, Any]]:
         yield f"{path}: record {i}", rec
 
 
-def load_records(path: str | Path, max_records: int | None = None) -> list[Context]:
-    """Read and validate a JSON or JSONL records file. Duplicate passages are skipped with a count."""
+def load_records(path: str | Path, max_records: int | None = None, *, questions_required: bool = True
+                 ) -> list[Context]:
+    """Read and validate a JSON or JSONL records file. Duplicate passages are skipped with a count.
+    `questions_required` is passed to `parse_record`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"records file not found: {path}")
@@ -133,7 +136,7 @@ def load_records(path: str | Path, max_records: int | None = None) -> list[Conte
     seen: set[str] = set()
     dups = 0
     for where, rec in rows:
-        ctx = parse_record(rec, where)
+        ctx = parse_record(rec, where, questions_required=questions_required)
         if ctx.id in seen:
             dups += 1
             continue
