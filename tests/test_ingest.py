@@ -63,7 +63,7 @@ def blank_pdf(path):
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from seal.world.build import ASSET_DIR
+    from seal.world.tiny_knowledge import ASSET_DIR
 
     return AutoTokenizer.from_pretrained(ASSET_DIR)
 
@@ -203,7 +203,7 @@ def test_unreadable_files_are_skipped_with_their_reason(tmp_path):
     assert reasons["broken.pdf"].startswith("not a readable PDF") and reasons["garbage.pdf"].startswith("not a re")
     assert reasons["locked.pdf"] == "encrypted PDF (save a decrypted copy)"
     assert reasons["scanned.pdf"].startswith("no text (pypdf reads a PDF's text, it does no OCR")
-    assert reasons["bad.json"] == "record 2: missing field 'questions[0].answer'"
+    assert reasons["bad.json"] == "record 2: missing field 'questions[0].answer' (or a list 'questions[0].answers')"
     assert reasons["bad.jsonl"] == "line 2, field 'context': expected a string, got int"
     assert reasons["blank.txt"] == "empty file" and reasons["tags.html"] == "no text"
     assert reasons["copy.md"] == f"same content as {paths[0]}"
