@@ -17,7 +17,7 @@ def table_cells(rows: list[Row], unit: str = "passages", level: float = 0.95) ->
     """Headers and formatted cells of a results table, shared by the console and report.md: accuracy, its
     bootstrap interval, std over items; `best of` (ARC) and `F1` (the f1 grader's mean token F1) where rows have
     them; `invalid` counts self-edits that could not be trained."""
-    optional = [("best of", "best_of"), ("F1", "f1_mean")]
+    optional = [("best of", "best_of"), ("F1", "f1_mean"), ("generated", "generated_accuracy")]
     extra = [(h, k) for h, k in optional if any(getattr(r, k) is not None for r in rows)]
     ci = any(r.ci_low is not None for r in rows)
     headers = ["row", "accuracy"] + ([f"{100 * level:.0f}% CI"] if ci else []) + ["std"] + [h for h, _ in extra] + \

@@ -39,6 +39,7 @@ class Row:
     ci_low: float | None = None  # percentile bootstrap interval of `accuracy` over items
     ci_high: float | None = None
     f1_mean: float | None = None  # mean token F1 (SQuAD's continuous figure), where the `f1` grader graded
+    generated_accuracy: float | None = None  # on the generated report questions (`eval.questions: both`)
     per_item: dict[str, float] = field(default_factory=dict)  # accuracy of every passage (task, sequence)
 
     def to_json(self) -> dict:

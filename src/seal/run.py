@@ -29,7 +29,7 @@ import platform
 import subprocess
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -40,9 +40,12 @@ from seal.config import ConfigError, RunConfig, changed_keys, dump_config
 from seal.data import golds_fingerprint, select_passages
 from seal.domains.base import Context, InnerResult, Invalid, Job, Score, SelfEdit, UpdatePlan, mean
 from seal.faults import crash_point
+from seal.domains.questions import QuestionSet
 from seal.files import write_json
 from seal.generate import SamplingParams, greedy_answers
+from seal.labels import joined, question_sets, reward_agreement, split_scores
 from seal.metrics import Metrics
+from seal.outer.selection import rewards_by_self_edit
 from seal.progress import log, progress
 from seal.report import write_report
 from seal.results import Compared, Row, Summary, compare, compare_items, item_row, summarize_row
@@ -127,6 +130,8 @@ class Run:
     def __init__(self, cfg: RunConfig, run_dir: Path, store: Store, backend: Backend, metrics: Metrics):
         self.cfg, self.dir, self.store, self.backend, self.metrics = cfg, run_dir, store, backend, metrics
         self.domain = None
+        self.questions: dict[str, QuestionSet] = {}  # generated questions by context id (label-free SEAL)
+        self._table_split: dict[str, int] = {}  # eval.questions=both: gold questions first, then generated
 
     @classmethod
     @contextmanager
@@ -227,10 +232,63 @@ class Run:
         seed = derive_seed(self.cfg.seed, "train-passages", round if r.resample_passages else 1)
         return select_passages(pool, min(r.n_passages, len(pool)), seed)
 
+    # --- which questions: gold, generated, or both (seal.labels) ---
+
+    def write_questions(self, contexts: list[Context]) -> None:
+        """Generated questions for `contexts` (written once, stored), when the config asks for any."""
+        if self.cfg.needs_generated_questions:
+            self.questions.update(question_sets(self.store, self.cfg, contexts))
+
+    def reward_contexts(self, contexts: list[Context]) -> list[Context]:
+        """Training contexts as ReST-EM scores them: their gold questions, or (`restem.reward_questions:
+        generated`) the generated `select` questions followed by the gold ones, measured but never rewarded."""
+        if self.cfg.restem.reward_questions == "gold":
+            return contexts
+        return [joined(c, self.questions[c.id].select, c.questions) for c in contexts]
+
+    def reward_scores(self, scores: dict[ScoreKey, Score], gold: bool = False) -> dict[ScoreKey, Score]:
+        """The part of training scores that is the reward (`gold=True`: the gold part beside it)."""
+        if self.cfg.restem.reward_questions == "gold":
+            return scores
+        parts = split_scores(scores, {k.context_id: len(self.questions[k.context_id].select) for k in scores})
+        return parts[1] if gold else parts[0]
+
+    def reward_agreement(self, round: int) -> dict:
+        """Generated-question rewards against gold ones on round `round`'s scored self-edits (`seal.labels`)."""
+        scores = self.store.scores("train", round)
+        return reward_agreement(rewards_by_self_edit(self.reward_scores(scores)),
+                                rewards_by_self_edit(self.reward_scores(scores, gold=True)))
+
+    def table_contexts(self, contexts: list[Context]) -> list[Context]:
+        """Eval contexts as `eval.questions` asks them: gold questions, the generated `report` ones (passages
+        without any are left out), or both, gold first (rows then carry `generated_accuracy`)."""
+        mode = self.cfg.eval.questions
+        if mode == "gold":
+            return contexts
+        if mode == "generated":
+            out = [joined(c, self.questions[c.id].report, ()) for c in contexts if self.questions[c.id].report]
+            if len(out) < len(contexts):
+                log.warning("%d of %d eval passages have no generated report questions; the table leaves them out",
+                            len(contexts) - len(out), len(contexts))
+            return out
+        self._table_split.update({c.id: len(c.questions) for c in contexts})
+        return [joined(c, c.questions, self.questions[c.id].report) for c in contexts]
+
     # --- rows and the end ---
 
     def row(self, name: str, scores: dict[ScoreKey, Score], contexts: list[Context]) -> Row:
-        """A table row (accuracy, std, bootstrap interval, per-passage accuracies) from a phase's scores."""
+        """A table row (accuracy, std, bootstrap interval, per-passage accuracies) from a phase's scores; with
+        `eval.questions: both`, graded on the gold part, with `generated_accuracy` from the generated part."""
+        if self._table_split and all(c.id in self._table_split for c in contexts):
+            gold, generated = split_scores(scores, self._table_split)
+            has = [c for c in contexts if len(c.questions) > self._table_split[c.id]]
+            row = summarize_row(name, gold, [replace(c, questions=c.questions[:self._table_split[c.id]])
+                                             for c in contexts], **self._stats)
+            ids = {c.id for c in has}
+            row.generated_accuracy = summarize_row(name, {k: s for k, s in generated.items() if k.context_id in ids},
+                                                   has, **self._stats).accuracy if has else None
+            self.metrics.scalars({f"table/{name}/accuracy": row.accuracy}, step=0)
+            return row
         row = summarize_row(name, scores, contexts, **self._stats)
         self.metrics.scalars({f"table/{name}/accuracy": row.accuracy}, step=0)
         return row

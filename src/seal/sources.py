@@ -12,9 +12,11 @@ from seal.domains.base import Context, SelfEdit
 from seal.progress import log, progress
 
 
-def read_source(src: SourceConfig, cfg: RunConfig) -> list[Context]:
+def read_source(src: SourceConfig, cfg: RunConfig, questions_required: bool = True) -> list[Context]:
+    """The contexts of a data source. `questions_required=False`: records may have no questions (nothing in the
+    run needs their gold answers, e.g. label-free SEAL)."""
     if src.kind == "records":
-        return load_records(src.path, cfg.data.max_records)
+        return load_records(src.path, cfg.data.max_records, questions_required=questions_required)
     if src.kind == "squad":
         records = squad_to_records(src.path, src.split or "validation")
         return records[: cfg.data.max_records] if cfg.data.max_records else records

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS kept (
     round INTEGER NOT NULL, context_id TEXT NOT NULL, sample INTEGER NOT NULL, reward REAL NOT NULL,
     PRIMARY KEY (round, context_id, sample));
+CREATE TABLE IF NOT EXISTS questions (
+    context_id TEXT PRIMARY KEY, writer TEXT NOT NULL, data TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rounds (
     round INTEGER PRIMARY KEY, checkpoint TEXT NOT NULL, n_kept INTEGER NOT NULL, mean_reward REAL NOT NULL,
     mean_baseline REAL NOT NULL, n_scored INTEGER NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL);
@@ -154,6 +156,16 @@ class Store:
 
     def count_scores(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+
+    # --- generated questions (label-free SEAL) ---
+
+    def put_question_set(self, context_id: str, writer: str, data: dict) -> None:
+        """One passage's generated questions (a `QuestionSet.to_dict()`), written once: a rerun keeps the first."""
+        self._write("INSERT OR IGNORE INTO questions VALUES (?,?,?,?)",
+                    [(context_id, writer, json.dumps(data, ensure_ascii=False), time.time())])
+
+    def question_sets(self) -> dict[str, dict]:
+        return {c: json.loads(d) for c, d in self.db.execute("SELECT context_id, data FROM questions")}
 
     # --- rounds ---
 

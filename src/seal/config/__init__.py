@@ -10,13 +10,13 @@ Every key has a type, a default, bounds and a help line; `docs/config.md` is gen
 
 from seal.config.load import (apply_overrides, changed_keys, config_reference, dump_config, load_config,
                               resume_safe_keys, validate)
-from seal.config.sections import (ArcConfig, ConfigError, ContinualConfig, CPTConfig, DataConfig, EvalConfig,
-                                  GenerationConfig, GraderConfig, InnerConfig, JudgeConfig, LogConfig, ModelConfig,
-                                  RayConfig, RestEMConfig, RunConfig, SequencesConfig, SFTConfig, SourceConfig,
-                                  TeacherConfig, UpdateConfig)
+from seal.config.sections import (ArcConfig, ConfigError, ContinualConfig, CPTConfig, DataConfig, EndpointConfig,
+                                  EvalConfig, GenerationConfig, GraderConfig, InnerConfig, JudgeConfig, LogConfig,
+                                  ModelConfig, QuestionsConfig, RayConfig, RestEMConfig, RunConfig, SequencesConfig,
+                                  SFTConfig, SourceConfig, TeacherConfig, UpdateConfig)
 
-__all__ = ["ArcConfig", "ConfigError", "ContinualConfig", "CPTConfig", "DataConfig", "EvalConfig",
-           "GenerationConfig", "GraderConfig", "InnerConfig", "JudgeConfig", "LogConfig", "ModelConfig", "RayConfig",
-           "RestEMConfig", "RunConfig", "SequencesConfig", "SFTConfig", "SourceConfig", "TeacherConfig",
-           "UpdateConfig", "apply_overrides", "changed_keys", "config_reference", "dump_config", "load_config",
-           "resume_safe_keys", "validate"]
+__all__ = ["ArcConfig", "ConfigError", "ContinualConfig", "CPTConfig", "DataConfig", "EndpointConfig", "EvalConfig",
+           "GenerationConfig", "GraderConfig", "InnerConfig", "JudgeConfig", "LogConfig", "ModelConfig",
+           "QuestionsConfig", "RayConfig", "RestEMConfig", "RunConfig", "SequencesConfig", "SFTConfig", "SourceConfig",
+           "TeacherConfig", "UpdateConfig", "apply_overrides", "changed_keys", "config_reference", "dump_config",
+           "load_config", "resume_safe_keys", "validate"]

@@ -156,8 +156,11 @@ def resume_safe_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> se
 def changed_keys(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     """(key, old, new) of every results-changing key that differs between two dumped configs."""
     a, b = _flatten(old), _flatten(new)
+    defaults = _flatten(RunConfig().model_dump(mode="json"))
     safe = resume_safe_keys()
     covered = lambda k: any(k == s or k.startswith(s + ".") for s in safe)  # noqa: E731
+    # a key the old config lacks (it predates the key) counts as that key's default
+    a = {**{k: v for k, v in defaults.items() if k not in a and k in b}, **a}
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not covered(k)]
 
 

@@ -234,6 +234,10 @@ class RestEMConfig(Section):
     )
     min_reward: float = Field(0.0, ge=0.0, le=1.0, description="Keep only self-edits with mean reward above this.")
     resample_passages: bool = Field(True, description="Draw new training passages each round.")
+    reward_questions: Literal["gold", "generated"] = Field(
+        "gold", description="What a self-edit is rewarded on: the passage's `gold` questions (the paper), or the "
+        "`select` part of the questions the writer generated (`questions`; label-free SEAL, docs/label-free.md)."
+    )
     sft: SFTConfig = Field(default_factory=SFTConfig, description="The M-step: SFT of the policy.")
 
 
@@ -250,12 +254,64 @@ class EvalConfig(Section):
         "the last SEAL row's self-edits took.",
     )
     base_self_edits: bool = Field(True, description="Row: passage + self-edits of the base model.")
+    questions: Literal["gold", "generated", "both"] = Field(
+        "gold", description="What the table asks: `gold` questions, the held-out `report` part of the generated "
+        "questions, or `both` (rows' `accuracy` on gold, `generated_accuracy` on generated)."
+    )
     every_round: bool = resume_safe(True, description="Rows `seal_round_r` for every round, not only the last.")
     bootstrap_resamples: int = resume_safe(
         10_000, ge=100, le=1_000_000, description="Resamples of each row's bootstrap interval and each paired "
         "comparison (docs/knowledge.md, grading and statistics)."
     )
     confidence: float = resume_safe(0.95, gt=0.5, lt=1.0, description="Level of the intervals.")
+
+
+# --- generated questions -------------------------------------------------------------------------------
+
+
+class EndpointConfig(Section):
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (`questions.writer: endpoint`).")
+    model: str | None = Field(None, description="Model name at `base_url`.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the key (never the key).")
+
+
+class QuestionsConfig(Section):
+    """The question writer of label-free SEAL (seal.domains.questions; docs/label-free.md)."""
+
+    writer: str = Field(
+        "base", description="Who writes the questions, fixed for the whole run (never the policy being trained): "
+        "`base` (the run's initial model), `endpoint` (`questions.endpoint`), or any HF model dir or hub id."
+    )
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig, description="The writer endpoint.")
+    n_candidates: int = Field(16, ge=1, le=1024, description="Candidate pairs written per passage.")
+    pairs_per_completion: int = Field(4, ge=1, le=64, description="Pairs one writer completion is asked for.")
+    max_per_passage: int = Field(8, ge=1, le=256, description="Questions kept per passage (select + report).")
+    grounding: Literal["open_book", "span"] = Field(
+        "open_book", description="`open_book`: kept when the writer, shown the passage, gives the same answer; "
+        "`span`: kept when the answer appears in the passage (drops questions about what the passage implies)."
+    )
+    temperature: float = Field(1.0, ge=0.0, le=5.0, description="Writer sampling temperature.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Writer nucleus sampling.")
+    max_new_tokens: int = Field(256, ge=1, le=8192, description="Tokens per writer completion.")
+    answer_max_new_tokens: int = Field(32, ge=1, le=1024, description="Tokens of an open-book grounding answer.")
+    prompt_style: Literal["base", "chat"] = Field(
+        "base", description="`base`: our base-model prompt; `chat`: through the writer's chat template."
+    )
+    report_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of each passage's questions held out for the table (`report`); "
+        "the rest (`select`) rewards self-edits. A seeded hash of the normalised question decides."
+    )
+    max_question_chars: int = Field(300, ge=1, description="Longer questions are dropped.")
+    max_question_words: int = Field(40, ge=1, description="Longer questions are dropped.")
+    max_answer_chars: int = Field(100, ge=1, description="Longer answers are dropped.")
+    max_answer_words: int = Field(12, ge=1, description="Longer answers are dropped.")
+    max_line_chars: int = Field(500, ge=1, description="Longer writer lines are dropped unread.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.writer == "endpoint" and not (self.endpoint.base_url and self.endpoint.model):
+            raise ValueError("writer 'endpoint' needs questions.endpoint.base_url and questions.endpoint.model")
+        return self
 
 
 # --- ARC -----------------------------------------------------------------------------------------------
@@ -428,7 +484,20 @@ class RunConfig(Section):
     cpt: CPTConfig = Field(default_factory=CPTConfig, description="`experiment: cpt` settings.")
     continual: ContinualConfig = Field(default_factory=ContinualConfig,
                                        description="`experiment: continual` settings.")
+    questions: QuestionsConfig = Field(default_factory=QuestionsConfig,
+                                       description="The question writer (label-free rewards and reports).")
     log: LogConfig = resume_safe(default_factory=LogConfig, description="Metric sinks (TensorBoard, W&B).")
+
+    @model_validator(mode="after")
+    def _label_free_is_knowledge(self):
+        if self.needs_generated_questions and self.experiment != "knowledge":
+            raise ValueError("generated questions (restem.reward_questions / eval.questions) are supported by the "
+                             "knowledge experiment and `seal learn`")
+        return self
+
+    @property
+    def needs_generated_questions(self) -> bool:
+        return self.restem.reward_questions == "generated" or self.eval.questions != "gold"
 
     @field_validator("name")
     @classmethod

@@ -25,7 +25,7 @@ import hashlib
 import math
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from seal.domains.base import QA, Context
@@ -97,6 +97,12 @@ class QuestionSettings:
                      "max_answer_words", "max_line_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"questions.{name} must be at least 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_config(cls, section) -> "QuestionSettings":
+        """From the run config's `questions` section (`seal.config.QuestionsConfig`)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.model_dump().items() if k in names})
 
     @property
     def samples(self) -> int:

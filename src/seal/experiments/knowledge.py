@@ -13,7 +13,9 @@ ReST-EM rounds on training passages, then the results table on held-out passages
     seal_round_r         passage + self-edits of the round-r policy, adapted from the round-r policy
 
 Every self-edit row is compared, paired by passage, with `passage_only` and with the best control (the best
-of passage_only, passage_repeated and base_self_edits, itself left out).
+of passage_only, passage_repeated and base_self_edits, itself left out). Label-free SEAL (docs/label-free.md):
+`restem.reward_questions: generated` rewards self-edits on questions a fixed writer generated, `eval.questions`
+picks what the table asks (gold, the generated held-out part, or both).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from seal.config import RunConfig
 from seal.domains.base import Context
 from seal.domains.knowledge import KnowledgeDomain
+from seal.labels import questions_report
 from seal.outer.restem import policies_by_round
 from seal.progress import log
 from seal.results import Row, Summary, best_of, round_rows
@@ -37,6 +40,9 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         run.domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
         log.info("%d eval passages, %d candidate training passages; engine %s, backend %s", len(eval_ctxs),
                  len(train_pool), run.backend.engine_name, run.backend.name)
+        rl_passages = [c for r in range(1, cfg.restem.rounds + 1) for c in run.training_contexts(train_pool, r)]
+        run.write_questions(eval_ctxs + (rl_passages if cfg.restem.reward_questions == "generated" else []))
+        eval_ctxs = run.table_contexts(eval_ctxs)  # gold, generated or both (seal.labels)
 
         # --- the base model's rows ---
         rows = [run.row("no_adaptation", passage_scores(run, base, eval_ctxs, "no_adaptation", adapt=False),
@@ -65,8 +71,12 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
             rows.insert(2, run.row("passage_repeated", passage_repeated_scores(run, base, eval_ctxs, matched),
                                    eval_ctxs))
 
-        return run.finish(Summary("knowledge", cfg.name, rows, round_rows(run.store),
-                                  data={"engine": run.backend.engine_name, "backend": run.backend.name},
+        data = {"engine": run.backend.engine_name, "backend": run.backend.name}
+        if run.questions:
+            data["questions"] = questions_report(run.questions.values())
+        if cfg.restem.reward_questions == "generated" and cfg.restem.rounds and all(c.questions for c in rl_passages):
+            data["reward_agreement"] = {"round": 1, **run.reward_agreement(1)}
+        return run.finish(Summary("knowledge", cfg.name, rows, round_rows(run.store), data=data,
                                   comparisons=run.compare(rows, comparison_pairs(rows))))
 
 
@@ -85,10 +95,11 @@ def comparison_pairs(rows: list[Row]) -> list[tuple[str, str]]:
 
 def load_passages(cfg: RunConfig) -> tuple[list[Context], list[Context]]:
     """(training pool, eval passages): the paper's eval split, and training candidates disjoint from it."""
-    eval_all = read_source(cfg.data.eval, cfg)
+    gold_eval, gold_train = cfg.eval.questions != "generated", cfg.restem.reward_questions == "gold"
+    eval_all = read_source(cfg.data.eval, cfg, questions_required=gold_eval)
     eval_ctxs = eval_contexts(cfg, eval_all, cfg.data.n_eval)
     same = cfg.data.train == cfg.data.eval
-    train_pool = eval_all if same else read_source(cfg.data.train, cfg)
+    train_pool = eval_all if same else read_source(cfg.data.train, cfg, questions_required=gold_train)
     if same or cfg.data.disjoint:
         held_out = {c.id for c in eval_ctxs}
         train_pool = [c for c in train_pool if c.id not in held_out]

@@ -27,12 +27,14 @@ def run_round(r: int, run: Run, policy, contexts: list[Context]) -> RoundRecord:
     """One ReST-EM round with policy `policy` on `contexts`."""
     cfg = run.cfg
     t0 = time.perf_counter()
+    contexts = run.reward_contexts(contexts)  # gold questions, or the writer's (seal.labels)
     edits = run.sample("train", r, policy, contexts, cfg.restem.samples, who=f"round-{r - 1}" if r > 1 else "base")
-    base_scores = run.score("train/baseline", r, policy, [Item(c, None, adapt=False) for c in contexts])
+    base_scores = run.reward_scores(run.score("train/baseline", r, policy,
+                                              [Item(c, None, adapt=False) for c in contexts]))
     baselines = {k.context_id: s.accuracy for k, s in base_scores.items()}
     items = [Item(c, edits[(c.id, s)], s, rep) for c in contexts for s in range(cfg.restem.samples)
              for rep in range(cfg.restem.repeats)]
-    scores = run.score("train", r, policy, items)
+    scores = run.reward_scores(run.score("train", r, policy, items))
     kept = keep_best(rewards_by_self_edit(scores), baselines, cfg.restem)
     run.store.put_kept(r, kept)
     log.info("round %d: mean reward %.3f (no adaptation %.3f); kept %d of %d self-edits", r,
