@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
@@ -159,19 +160,77 @@ def _config_path(name: str) -> Path:
 
 
 DEMOS = {"knowledge": "configs/tiny/knowledge.yaml", "cpt": "configs/tiny/cpt.yaml",
-         "continual": "configs/tiny/continual.yaml", "arc": "configs/tiny/arc.yaml"}
+         "continual": "configs/tiny/continual.yaml", "arc": "configs/tiny/arc.yaml",
+         "label-free": "configs/tiny/label-free.yaml", "learn": "configs/tiny/learn.yaml"}
+LEARN_DEMO_DOCUMENTS, LEARN_DEMO_CONTROL = 24, 24
 
 
 @app.command()
 def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 9 min), cpt (4.5 min), continual "
-                                                       "(3 min) or arc (10.5 min)."),
+                                                       "(3 min), arc (10.5 min), label-free (12 min) or learn "
+                                                       "(6 min)."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),
          set_: list[str] = SetOpt):
     """An experiment on the built-in world and tiny model, on a CPU (default: 2 ReST-EM rounds and the table)."""
     if which not in DEMOS:
         _fail(f"unknown demo '{which}': choose one of {', '.join(DEMOS)}")
     default = Path("runs/demo" if which == "knowledge" else f"runs/demo-{which}")
-    _run(_config_path(DEMOS[which]), set_, run_dir or default)
+    extra: list[str] = []
+    if which == "learn":  # the world's held-out passages written out as a folder of documents, then learned
+        from seal.config import ConfigError, load_config
+        from seal.world.demo_docs import write_demo_documents
+
+        try:
+            seed = load_config(_config_path(DEMOS[which]), list(set_ or [])).seed
+        except ConfigError as e:
+            _fail(str(e))
+        files = write_demo_documents((run_dir or default).with_name((run_dir or default).name + "-input"),
+                                     LEARN_DEMO_DOCUMENTS, LEARN_DEMO_CONTROL, seed)
+        extra = [f"learn.documents=[{json.dumps(str(files.docs))}]", f"learn.gold={json.dumps(str(files.gold))}",
+                 f"learn.control={json.dumps(str(files.control))}"]
+    _run(_config_path(DEMOS[which]), list(set_ or []) + extra, run_dir or default)
+
+
+@app.command()
+def learn(docs: list[str] = typer.Argument(..., help="Files, directories (recursive) or globs: .txt .md .html "
+                                                       ".pdf and .json/.jsonl records."),
+          out: Path = typer.Option(..., help="Output directory (rerun the same command to resume)."),
+          model: Optional[str] = typer.Option(None, help="Model to teach: a local dir, a hub id or `tiny` "
+                                                         "(default: the config's model.name_or_path)."),
+          config: Optional[Path] = typer.Option(None, help="A config with a `learn` section (configs/*/learn.yaml)."),
+          policy: Optional[str] = typer.Option(None, help="A SEAL checkpoint that writes the self-edits."),
+          mode: Optional[str] = typer.Option(None, help="merged (one update) or library (an adapter per document)."),
+          gold: Optional[Path] = typer.Option(None, help="Records whose questions are asked before and after."),
+          control: Optional[Path] = typer.Option(None, help="Records about other passages: a forgetting check."),
+          set_: list[str] = SetOpt):
+    """Documents in, a model that knows them out: self-edits chosen by the model's own questions, one update,
+    and closed-book accuracy before and after (learn.json, report.md)."""
+    extra = ["experiment=learn", f"learn.documents={json.dumps(docs)}"]
+    extra += [f"{key}={json.dumps(str(v))}" for key, v in (("model.name_or_path", model), ("learn.policy", policy),
+                                                           ("learn.mode", mode), ("learn.gold", gold),
+                                                           ("learn.control", control)) if v is not None]
+    _run(config, list(set_ or []) + extra, out)
+
+
+@app.command()
+def ask(out_dir: Path = typer.Argument(..., help="The --out of a finished `seal learn`."),
+        question: Optional[str] = typer.Argument(None, help="A question; none: one per line from standard input."),
+        base: bool = typer.Option(False, "--base", help="Answer with the model before learning, to compare."),
+        max_new_tokens: int = typer.Option(64, help="Longest answer in tokens.")):
+    """Answer closed-book through what `seal learn` wrote (the same prompt its report grades)."""
+    from seal.ask import Learned, LearnedError
+    from seal.model import ModelLoadError
+
+    _quiet_libraries()
+    questions = [question] if question else [q.strip() for q in sys.stdin if q.strip()]
+    if not questions:
+        _fail("no question: give one, or pipe questions in, one a line")
+    try:
+        learned = Learned.open(out_dir, base=base)
+    except (LearnedError, ModelLoadError) as e:
+        _fail(str(e))
+    for q, a in zip(questions, learned.answer(questions, max_new_tokens)):
+        typer.echo(a.strip() if len(questions) == 1 else f"{q}\t{a.strip()}")
 
 
 @app.command("config-docs")

@@ -460,12 +460,56 @@ class LogConfig(Section):
     )
 
 
+class LearnConfig(Section):
+    """`seal learn`: documents in, a model that knows them out (docs/learn.md)."""
+
+    documents: list[str] = resume_safe(
+        [], description="Files, directories or globs to learn (`seal learn DOCS...`); a resume compares their "
+        "content, not these paths."
+    )
+    passage_tokens: int = Field(256, ge=8, le=32768, description="Longest passage, in the model's tokens.")
+    overlap_sentences: int = Field(0, ge=0, le=16, description="Sentences repeated between consecutive passages.")
+    samples: int = Field(4, ge=1, le=64, description="Self-edits written per passage (K).")
+    select: Literal["best", "all"] = Field(
+        "best", description="`best`: per passage the self-edit with the highest reward on its generated `select` "
+        "questions (label-free); `all`: every self-edit."
+    )
+    policy: str | None = Field(
+        None, description="A SEAL checkpoint (`seal run`'s checkpoints/round-r) that writes the self-edits; None: "
+        "the model itself, or the teacher endpoint when `data.teacher` is set."
+    )
+    mode: Literal["merged", "library"] = Field(
+        "merged", description="`merged`: one update over every passage and self-edit (LoRA, saved as `adapter/`, "
+        "or full finetuning, `merged/`); `library`: one LoRA adapter per document (`adapters/`) and a router."
+    )
+    router: Literal["bm25", "embedding"] = Field(
+        "bm25", description="Library mode: how a question finds its document's adapter (lexical BM25, or the base "
+        "model's embeddings)."
+    )
+    update: UpdateConfig = Field(default_factory=UpdateConfig, description="The update (per document in library).")
+    save_merged: bool = Field(False, description="Merged LoRA mode: also write the merged model as `merged/`.")
+    gold: str | None = Field(None, description="Records whose questions are asked before and after (`--gold`).")
+    control: str | None = Field(
+        None, description="Records about passages not learned, asked before and after: a forgetting check."
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.mode == "library" and self.update.mode != "lora":
+            raise ValueError("library mode trains one LoRA adapter per document: set learn.update.mode=lora")
+        for key in ("gold", "control"):
+            path = getattr(self, key)
+            if path and not Path(path).exists():
+                raise ValueError(f"learn.{key}: records file does not exist: {path}")
+        return self
+
+
 class RunConfig(Section):
-    experiment: Literal["knowledge", "cpt", "continual", "arc"] = Field(
+    experiment: Literal["knowledge", "cpt", "continual", "arc", "learn"] = Field(
         "knowledge",
         description="`knowledge`: single-passage SEAL (ReST-EM rounds + table); `cpt`: many passages pooled into "
         "one update; `continual`: passages edited one after another; `arc`: few-shot ARC with tool-config "
-        "self-edits and test-time training.",
+        "self-edits and test-time training; `learn`: `seal learn` (documents in, a model that knows them out).",
     )
     seed: int = Field(0, ge=0, description="Run seed; every sample's seed derives from it and the sample's key.")
     name: str = resume_safe("run", description="Run name, used for the default run directory `runs/<name>`.")
@@ -486,11 +530,12 @@ class RunConfig(Section):
                                        description="`experiment: continual` settings.")
     questions: QuestionsConfig = Field(default_factory=QuestionsConfig,
                                        description="The question writer (label-free rewards and reports).")
+    learn: LearnConfig = Field(default_factory=LearnConfig, description="`seal learn` settings.")
     log: LogConfig = resume_safe(default_factory=LogConfig, description="Metric sinks (TensorBoard, W&B).")
 
     @model_validator(mode="after")
     def _label_free_is_knowledge(self):
-        if self.needs_generated_questions and self.experiment != "knowledge":
+        if self.needs_generated_questions and self.experiment not in ("knowledge", "learn"):
             raise ValueError("generated questions (restem.reward_questions / eval.questions) are supported by the "
                              "knowledge experiment and `seal learn`")
         return self

@@ -35,6 +35,8 @@ CHAT_USER = "{title}\n{context}"
 
 # The paper's closed-book answer prompt.
 ANSWER_PROMPT = "Let's answer a question directly and concisely.\nQuestion: Topic: {title}\n{question}\nAnswer:\n"
+# The same without the topic line: a user's question (`seal ask`, `seal learn`'s report) comes with no passage title.
+ASK_PROMPT = "Let's answer a question directly and concisely.\nQuestion: {question}\nAnswer:\n"
 
 _NUMBERED = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # control characters but tab and newlines
@@ -74,21 +76,22 @@ class KnowledgeDomain:
     """Domain protocol for passages + closed-book questions."""
 
     def __init__(self, tokenizer, grader: Grader, generation: GenerationConfig, sequences: SequencesConfig,
-                 inner: InnerConfig):
+                 inner: InnerConfig, answer_prompt: str = ANSWER_PROMPT):
         self.tok = tokenizer
         self.grader = grader
         self.gen = generation
         self.seq = sequences
         self.inner = inner
+        self.answer_prompt = answer_prompt  # ANSWER_PROMPT (the paper's, with the title) or ASK_PROMPT
         self.lora = inner.lora_spec()
         self.optim = inner.optim_spec()
 
     @classmethod
-    def from_config(cls, tokenizer, cfg) -> "KnowledgeDomain":
+    def from_config(cls, tokenizer, cfg, answer_prompt: str = ANSWER_PROMPT) -> "KnowledgeDomain":
         """The domain a run config describes (its grader, generation, sequence and inner-loop sections)."""
         from seal.grading import make_grader
 
-        return cls(tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner)
+        return cls(tokenizer, make_grader(cfg.grader), cfg.generation, cfg.sequences, cfg.inner, answer_prompt)
 
     # --- prompts ---
 
@@ -100,7 +103,7 @@ class KnowledgeDomain:
     def probes(self, context: Context) -> tuple[Probe, ...]:
         out = []
         for qa in context.questions:
-            text = ANSWER_PROMPT.format(title=context.title, question=qa.question)
+            text = self.answer_prompt.format(title=context.title, question=qa.question)
             if self.gen.chat:
                 text = render_chat(self.tok, None, text)
             out.append(Probe(text, self.inner.answer_max_new_tokens))

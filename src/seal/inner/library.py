@@ -6,13 +6,17 @@ question is answered through the adapter of the passage most similar to it.
     with adapters_loaded(base, adapter_dirs) as model:                   # adapters named a0, a1, ...
         model.set_adapter("a3"); ...
 
-Routing is cosine similarity of the base model's mean-pooled last hidden states. Old passages cannot be
-overwritten by new ones, only mis-routed. Adapters are trained by `seal.inner.update.train_adapter`.
+Routing is cosine similarity of the base model's mean-pooled last hidden states (`embed`, `route`), or
+lexical BM25 over the passages' words (`Router(kind="bm25")`: BM25+, Lv and Zhai's variant of Robertson and
+Zaragoza's ranking function, as `rank_bm25` implements it). Old passages cannot be overwritten by new ones,
+only mis-routed. Adapters are trained by `seal.inner.update.train_adapter`.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -55,3 +59,53 @@ def adapters_loaded(loaded, adapter_dirs: list[str | Path]) -> Iterator[object]:
         model.unload()
         loaded.model.requires_grad_(False)
         loaded.model.eval()
+
+
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens, BM25's view of a text.
+
+    >>> words("Where was Milo Halden born?")
+    ['where', 'was', 'milo', 'halden', 'born']
+    """
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+@dataclass
+class Router:
+    """Which adapter answers a question: the most similar of `names`' texts. `kind`: `bm25` (lexical, over
+    `texts`) or `embedding` (cosine of the base model's pooled states against `keys`). Saved as JSON
+    (`to_json`) beside the adapters, so `seal ask` routes as the run did."""
+
+    kind: str
+    names: list[str]
+    texts: list[str] = field(default_factory=list)
+    keys: list[list[float]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, kind: str, names: list[str], texts: list[str], loaded=None) -> "Router":
+        if kind == "bm25":
+            return cls(kind, names, texts)
+        if kind == "embedding":
+            return cls(kind, names, keys=embed(loaded, texts).tolist())
+        raise ValueError(f"unknown router '{kind}': bm25 or embedding")
+
+    def route(self, questions: list[str], loaded=None) -> list[int]:
+        """The index (into `names`) of the adapter for each question; `loaded` (the base model) for
+        `embedding`."""
+        if self.kind == "bm25":
+            from rank_bm25 import BM25Plus
+
+            bm25 = BM25Plus([words(t) for t in self.texts])  # its idf stays positive in a library of two
+            return [int(max(range(len(self.names)), key=lambda i, s=bm25.get_scores(words(q)): (s[i], -i)))
+                    for q in questions]
+        return route(embed(loaded, questions), torch.tensor(self.keys))
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "names": self.names, "texts": self.texts, "keys": self.keys}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Router":
+        return cls(d["kind"], list(d["names"]), list(d.get("texts", [])), [list(k) for k in d.get("keys", [])])

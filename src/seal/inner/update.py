@@ -78,8 +78,10 @@ def train_steps(model, sequences: list[TrainSequence], optim: OptimSpec, grad_ac
 
 
 def finetune(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int,
-             description: str = "finetuning", verbose: bool = True) -> UpdateResult:
-    """Train `loaded.model` on `sequences` and leave the update in its weights (LoRA is merged).
+             description: str = "finetuning", verbose: bool = True,
+             save_adapter: str | Path | None = None) -> UpdateResult:
+    """Train `loaded.model` on `sequences` and leave the update in its weights (LoRA is merged; with
+    `save_adapter`, the trained LoRA is first saved there as a peft adapter directory).
 
     On a non-finite loss a LoRA update is discarded and the weights are untouched; a full update leaves the
     weights partly trained, so the caller must reload them (the error says so). Full finetuning of bf16/fp16
@@ -124,6 +126,9 @@ def finetune(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed: int
     try:
         init_adapter(peft_model, seed)
         losses = train_steps(peft_model, sequences, spec.optim, spec.grad_accum, seed, description)
+        if save_adapter is not None:
+            with atomic_dir(save_adapter) as tmp:
+                peft_model.save_pretrained(tmp)
     except BaseException:
         peft_model.unload()
         raise
@@ -154,3 +159,33 @@ def train_adapter(loaded, sequences: list[TrainSequence], spec: UpdateSpec, seed
         peft_model.unload()
         model.requires_grad_(False)
     return UpdateResult(losses, time.perf_counter() - t0, sum(len(s.input_ids) for s in sequences))
+
+
+def train_adapters(loaded, work: list[tuple[list[TrainSequence], int, Path]], spec: UpdateSpec,
+                   max_adapters: int = 32, description: str = "adapters") -> list[UpdateResult]:
+    """Fresh LoRA adapters on one frozen base, one per (sequences, seed, output directory), each saved as a peft
+    adapter directory (atomically). Up to `max_adapters` train at once through the batched engine, which gives
+    the one-at-a-time numbers (tests/test_engines.py); with `grad_accum` > 1, which the engine does not do,
+    they train one after another (`train_adapter`)."""
+    from seal.domains.base import Job, UpdatePlan
+    from seal.inner.batched import BatchedEngine
+
+    if spec.grad_accum > 1 or len(work) == 1:
+        return [train_adapter(loaded, seqs, spec, seed, out, description) for seqs, seed, out in work]
+    engine, results = BatchedEngine(max_adapters), []
+    jobs = [Job(UpdatePlan(tuple(seqs), spec.lora, spec.optim), (), seed) for seqs, seed, _ in work]
+    with progress(description, len(work)) as advance:
+        for start in range(0, len(work), max_adapters):
+            chunk = list(range(start, min(len(work), start + max_adapters)))
+            t0 = time.perf_counter()
+            with engine.trained(loaded, [jobs[i] for i in chunk]) as batch:
+                for k, i in enumerate(chunk):
+                    if batch.adapters[k].failed:
+                        raise FloatingPointError(f"{work[i][2]}: {batch.adapters[k].failed}")
+                    with atomic_dir(work[i][2]) as tmp:
+                        batch.export(k, tmp)
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            results += [UpdateResult(batch.adapters[k].losses, seconds, sum(len(s.input_ids) for s in work[i][0]))
+                        for k, i in enumerate(chunk)]
+            advance(len(chunk))
+    return results
