@@ -21,7 +21,7 @@ SMALL = ["model.name_or_path=tiny", "model.device=cpu", "data.n_eval=3", "data.e
          "restem.rounds=1", "restem.n_passages=3",
          "restem.samples=2", "restem.repeats=1", "restem.sft.lora_r=8", "restem.sft.lora_alpha=16",
          "restem.sft.epochs=1", "restem.sft.grad_accum=1", "restem.sft.lr=1e-3", "eval.samples=1",
-         "ray.num_workers=2", "ray.num_gpus_per_worker=0", "ray.sft_num_gpus=0", "ray.num_cpus_per_worker=1"]
+         "ray.num_workers=2", "ray.num_cpus_per_worker=1"]  # GPU counts `auto`: none on this CPU cluster
 
 
 @pytest.fixture(scope="module")

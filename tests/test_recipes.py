@@ -74,7 +74,15 @@ def test_continual_matrices_and_forgetting(tmp_path):
         assert f["per_passage"] == pytest.approx([m[j + 1][j] - m[3][j] for j in range(3)])
     # both modes start from the same unedited model
     assert summary["modes"]["library"]["matrix_mean"][0] == summary["modes"]["merge"]["matrix_mean"][0]
-    assert 0.0 <= summary["modes"]["library"]["routing_accuracy"] <= 1.0
+    lib = summary["modes"]["library"]
+    assert 0.0 <= lib["routing_accuracy"] <= 1.0 and lib["routing_accuracy"] == lib["routing_with_title"]
+    assert 0.0 <= lib["routing_question_only"] <= 1.0
+    # rows: accuracy after the last edit per sequence; library against merge, paired by sequence
+    rows = {r["name"]: r for r in summary["rows"]}
+    assert set(rows) == {"merge", "library"} and rows["merge"]["n_passages"] == 2
+    assert rows["merge"]["accuracy"] == pytest.approx(summary["modes"]["merge"]["mean_seen_after_last"])
+    assert {(c["row"], c["baseline"], c["metric"]) for c in summary["comparisons"]} == {
+        ("library", "merge", "accuracy"), ("library", "merge", "forgetting")}
     run = tmp_path / "run"
     assert (run / "results.png").stat().st_size > 1000 and "## library: forgetting" in (run / "report.md").read_text()
     assert not any((run / "continual").rglob("*.safetensors"))  # intermediate models are gone

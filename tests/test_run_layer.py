@@ -221,3 +221,15 @@ def test_rows_carry_items_intervals_and_mean_f1_from_the_store(tmp_path):
     assert row.per_item == {"a": 0.5, "b": 0.0, "c": 0.0} and row.accuracy == pytest.approx(0.5 / 3)
     assert row.f1_mean == pytest.approx((0.75 + 0.0 + 0.0) / 3)  # the invalid self-edit scores F1 0
     assert 0.0 <= row.ci_low <= row.accuracy <= row.ci_high <= 0.5
+
+
+def test_the_bm25_router_sends_a_question_to_the_passage_that_names_it():
+    from seal.inner.library import Router
+
+    texts = ["Milo Halden was born in Calder in 1907.", "Ada Lowell works as a teacher in Portree.",
+             "Granite Foundry makes bells in Harwick."]
+    router = Router.build("bm25", ["a0", "a1", "a2"], texts)
+    questions = ["Where was Milo Halden born?", "What does Ada Lowell work as?", "What does Granite Foundry make?"]
+    assert router.route(questions) == [0, 1, 2]
+    assert router.route(questions, among=2) == [0, 1, 0]  # only the first two adapters exist yet; ties: lower
+    assert Router.from_json(json.loads(json.dumps(router.to_json()))).route(questions) == [0, 1, 2]

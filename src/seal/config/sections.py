@@ -432,6 +432,14 @@ class ContinualConfig(Section):
         "similar to (embedding similarity), which cannot forget by construction.",
     )
     self_edit: bool = Field(True, description="Train on passage + self-edit (False: the passage alone).")
+    router: Literal["embedding", "bm25"] = Field(
+        "embedding", description="Library mode: how a question finds its passage's adapter: the base model's "
+        "mean-pooled hidden states, or lexical BM25 over the passages' words."
+    )
+    route_on: Literal["prompt", "question"] = Field(
+        "prompt", description="Library mode: route on the whole answer prompt (it names the passage's title) or on "
+        "the question alone; routing is reported both ways."
+    )
     keep_checkpoints: bool = Field(
         False,
         description="Keep every step's merged model (default: only the latest, for resuming; disk stays bounded).",

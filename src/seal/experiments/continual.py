@@ -25,12 +25,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from seal.config import RunConfig
 from seal.data import DataError
 from seal.domains.base import Context, Invalid, UpdatePlan, UpdateSpec
 from seal.domains.knowledge import KnowledgeDomain
-from seal.inner.library import adapters_loaded, embed, route
+from seal.inner.library import Router, adapters_loaded, embed, route
 from seal.inner.update import finetune, train_adapter
 from seal.model import LoadedModel
 from seal.progress import log, progress
@@ -52,7 +53,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         out: dict[str, dict] = {}
         per_sequence: dict[str, dict[str, dict[str, float]]] = {}  # mode -> figure -> {sequence: value}
         for mode in c.modes:
-            mats, fallbacks, routed, routed_right = [], 0, 0, 0
+            mats, fallbacks, routed = [], 0, {"prompt": [0, 0], "question": [0, 0]}
             if mode == "merge":
                 run.free(base)  # each merge sequence loads its own copy
             elif base.model is None:
@@ -62,15 +63,17 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
                     if mode == "merge":
                         merge_sequence(run, s, ctxs)
                     else:
-                        right, total = library_sequence(run, base, s, ctxs)
-                        routed_right, routed = routed_right + right, routed + total
+                        for on, (right, total) in library_sequence(run, base, s, ctxs).items():
+                            routed[on] = [routed[on][0] + right, routed[on][1] + total]
                     mats.append(sequence_matrix(run, mode, s, ctxs))
                     fallbacks += count_fallbacks(run, mode, s, ctxs)
                     advance()
             out[mode] = matrix_summary(np.stack(mats)) | {"passage_fallbacks": fallbacks}
             per_sequence[mode] = sequence_figures(mats)
-            if mode == "library":
-                out[mode]["routing_accuracy"] = routed_right / max(1, routed)
+            if mode == "library":  # routing on what the library routes with, then on the prompt and the question
+                share = {on: right / max(1, total) for on, (right, total) in routed.items()}
+                out[mode] |= {"routing_accuracy": share[c.route_on], "routing_with_title": share["prompt"],
+                              "routing_question_only": share["question"]}
         run.free(base)
 
         # --- rows: accuracy after the last edit per sequence; library against merge, paired by sequence ---
@@ -154,14 +157,17 @@ def merge_sequence(run: Run, s: int, ctxs: list[Context]) -> None:
         shutil.rmtree(ck_dir, ignore_errors=True)
 
 
-def library_sequence(run: Run, base, s: int, ctxs: list[Context]) -> tuple[int, int]:
+def library_sequence(run: Run, base, s: int, ctxs: list[Context]) -> dict[str, tuple[int, int]]:
     """Steps 1..K of one sequence under library: one adapter per passage, the base weights never change.
-    Returns (questions routed to their own passage, questions) once all K passages are in the library."""
+    Returns, routing on the prompt and on the question alone, (questions routed to their own passage,
+    questions) once all K passages are in the library."""
     cfg, K = run.cfg, len(ctxs)
     lib = run.dir / "continual" / f"library-seq-{s}"
-    keys = embed(base, [f"{x.title}\n{x.text}" for x in ctxs])
-    probes = [(j, p) for j, x in enumerate(ctxs) for p in run.domain.probes(x)]
-    queries = embed(base, [p.prompt for _, p in probes])
+    router = Router.build(cfg.continual.router, [f"a{j}" for j in range(K)], [f"{x.title}\n{x.text}" for x in ctxs],
+                          base)
+    probes = [(j, p, qa.question) for j, x in enumerate(ctxs) for p, qa in zip(run.domain.probes(x), x.questions)]
+    texts = {"prompt": [p.prompt for _, p, _ in probes], "question": [q for _, _, q in probes]}
+    queries = embed(base, texts[cfg.continual.route_on]) if router.kind == "embedding" else None
     for k in range(1, K + 1):
         if run.store.has_scores(_phase("library", s), k, [x.id for x in ctxs[:k]]):
             continue
@@ -171,15 +177,17 @@ def library_sequence(run: Run, base, s: int, ctxs: list[Context]) -> tuple[int, 
                           derive_seed(cfg.seed, "continual", s, k), lib / f"adapter-{k}",
                           description=f"seq {s} step {k}: adapter")
         # every question of passages 0..k-1 goes to the most similar of the k passages with an adapter
-        seen = [i for i, (j, _) in enumerate(probes) if j < k]
-        choice = [f"a{a}" for a in route(queries[seen], keys[:k])]
+        seen = [i for i, (j, _, _) in enumerate(probes) if j < k]
+        keys = torch.tensor(router.keys[:k]) if queries is not None else None
+        picked = route(queries[seen], keys) if queries is not None else \
+            router.route([texts[cfg.continual.route_on][i] for i in seen], among=k)
         with adapters_loaded(base, [lib / f"adapter-{j}" for j in range(1, k + 1)]) as model:
             run.closed_book(_phase("library", s), k, LoadedModel(model, base.tokenizer, base.path), ctxs[:k],
-                            route=choice, activate=model.set_adapter)
+                            route=[f"a{a}" for a in picked], activate=model.set_adapter)
     if not cfg.continual.keep_checkpoints:
         shutil.rmtree(lib, ignore_errors=True)
-    final = route(queries, keys)  # routing once all K passages are in the library
-    return sum(r == j for r, (j, _) in zip(final, probes)), len(probes)
+    final = {on: router.route(t, base) for on, t in texts.items()}  # once all K passages are in the library
+    return {on: (sum(r == j for r, (j, _, _) in zip(f, probes)), len(probes)) for on, f in final.items()}
 
 
 def sequence_matrix(run: Run, mode: str, s: int, ctxs: list[Context]) -> np.ndarray:
