@@ -326,8 +326,10 @@ def test_arc_recipe_end_to_end(tmp_path, random_model_dir):
     assert len(oracle) == 2 and all(s.n_steps == 4 for s in oracle.values())  # 4 examples / batch 2 x 2 epochs
     assert summary["rounds"][0]["n_scored"] == 4
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "| row | accuracy | std | best of | tasks | questions | invalid | ungraded |" in report
-    assert "| base_self_edits | 0.0 | 0.0 | 0.0 | 2 | 2 | 4 | 0 |" in report
+    assert "| row | accuracy | 95% CI | std | best of | tasks | questions | invalid |" in report
+    line = next(ln for ln in report.splitlines() if ln.startswith("| base_self_edits |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "0.0" and cells[3:] == ["0.0", "0.0", "2", "2", "4", "0"]  # CI cell: 0.0 to 0.0
     assert "## Configs written" in report and "| eval_base_r0 | 4 | 0 |" in report
 
 

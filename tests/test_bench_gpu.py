@@ -143,7 +143,7 @@ def _fails(bench, clock, out):
 def _reads_the_file(path):
     def stage(bench, clock, out):
         out["already_on_disk"] = {k: v["status"] for k, v in json.loads(Path(path).read_text())["stages"].items()}
-        time.sleep(1.5)
+        time.sleep(6.0)  # past the budget: whatever the earlier stages took, `late` finds it spent
     return stage
 
 
@@ -154,7 +154,7 @@ def test_stages_are_capped_isolated_and_saved_one_by_one(tmp_path, monkeypatch):
     out = tmp_path / "bench.json"
     monkeypatch.setattr(bench_gpu, "stages", lambda plan: [
         ("busy", _busy), ("fails", _fails), ("reads", _reads_the_file(out)), ("late", _fails)])
-    plan = GpuPlan(device="cpu", caps=(("busy", 0.3), ("fails", 5), ("reads", 5), ("late", 5)), budget_s=2.0)
+    plan = GpuPlan(device="cpu", caps=(("busy", 0.3), ("fails", 5), ("reads", 8), ("late", 5)), budget_s=6.0)
     lines = []
     report = run_bench_gpu(plan, out, emit=lines.append)
     st = report["stages"]

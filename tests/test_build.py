@@ -173,12 +173,12 @@ def test_induction_warmup_trains_on_copy_drills_before_the_corpus_and_is_recorde
 
     from safetensors.torch import load_file
 
-    warmed = build_tiny_model(tmp_path / "warm", replace(SMALL, induction_steps=3, induction_batch=2, probe_every=0))
-    meta = json.loads((warmed / "seal_build.json").read_text())
+    plain = build_tiny_model(tmp_path / "plain", replace(SMALL, induction_steps=0, probe_every=0))
+    meta = json.loads((built / "seal_build.json").read_text())  # SMALL warms up for 3 steps
     assert meta["induction_warmup"]["steps"] == 3 and meta["induction_warmup"]["final_loss"] > 0
     assert 0.0 <= meta["induction_warmup"]["induction"] <= 1.0
-    assert json.loads((built / "seal_build.json").read_text())["induction_warmup"] is None
-    a, b = load_file(built / "model.safetensors"), load_file(warmed / "model.safetensors")
+    assert json.loads((plain / "seal_build.json").read_text())["induction_warmup"] is None
+    a, b = load_file(plain / "model.safetensors"), load_file(built / "model.safetensors")
     assert not torch.equal(a["model.layers.0.self_attn.q_proj.weight"], b["model.layers.0.self_attn.q_proj.weight"])
 
 
@@ -216,7 +216,8 @@ def test_attention_lr_scale_zero_leaves_attention_as_it_was(built, tmp_path):
 
     from safetensors.torch import load_file
 
-    later = build_tiny_model(tmp_path / "later", replace(SMALL, attention_lr_scale=0.0, probe_every=0), init_from=built)
+    later = build_tiny_model(tmp_path / "later", replace(SMALL, attention_lr_scale=0.0, probe_every=0, induction_steps=0),
+                               init_from=built)
     a, b = load_file(built / "model.safetensors"), load_file(later / "model.safetensors")
     attn = [k for k in a if "self_attn" in k]
     assert attn and all(torch.equal(a[k], b[k]) for k in attn)

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import yaml
 
@@ -39,14 +38,15 @@ from seal.backends import Backend, make_backend
 from seal.config import ConfigError, RunConfig, changed_keys, dump_config
 from seal.data import golds_fingerprint, select_passages
 from seal.domains.base import Context, InnerResult, Invalid, Job, Score, SelfEdit, UpdatePlan, mean
-from seal.faults import crash_point
 from seal.domains.questions import QuestionSet
+from seal.faults import crash_point
 from seal.files import write_json
 from seal.generate import SamplingParams, greedy_answers
 from seal.labels import joined, question_sets, reward_agreement, split_scores
 from seal.metrics import Metrics
 from seal.outer.selection import rewards_by_self_edit
 from seal.progress import log, progress
+from seal.provenance import git_state
 from seal.report import write_report
 from seal.results import Compared, Row, Summary, compare, compare_items, item_row, summarize_row
 from seal.store import ScoreKey, Store, derive_seed
@@ -100,16 +100,8 @@ def provenance(cfg: RunConfig) -> dict:
 
 def git_commit(where: Path = Path(__file__).parent) -> str | None:
     """The checkout's commit (with `+dirty` when files differ from it), or None outside a git checkout."""
-    try:
-        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+    state = git_state(where)
+    return None if state is None else state[0] + ("+dirty" if state[1] else "")
 
 
 @dataclass(frozen=True)
@@ -136,7 +128,7 @@ class Run:
     @classmethod
     @contextmanager
     def open(cls, cfg: RunConfig, run_dir: str | Path, *, local: bool = False,
-             contexts: list[Context] | None = None) -> Iterator["Run"]:
+             contexts: list[Context] | None = None) -> Iterator[Run]:
         """Open (or resume) `run_dir`; `local=True` runs everything in this process whatever `inner.backend`
         says (recipes that update a model in memory). `contexts`: the run's data, whose gold answers are
         fingerprinted so that a resume against other golds is refused. The backend and metric sinks close when

@@ -29,20 +29,29 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from seal.bench.core import (ABSENT_ON_GPU_MACHINES, MB, REPO_ROOT, Bench, Clock, GpuPlan, StageCapReached,
-                            free_memory, full_plan)
+from seal.bench.core import (
+    ABSENT_ON_GPU_MACHINES,
+    MB,
+    REPO_ROOT,
+    Bench,
+    Clock,
+    GpuPlan,
+    StageCapReached,
+    free_memory,
+    full_plan,
+)
 from seal.bench.inner import PEAK_TFLOPS, PRESETS
+from seal.provenance import git_state, nvidia_driver
 
 
 def stages(plan: GpuPlan) -> list[tuple[str, Callable]]:
@@ -136,7 +145,7 @@ def judge_targets(report: dict) -> dict:
     inner = report["stages"].get(f"inner:{preset}", {}).get("result", {})
     row = next((b for b in inner.get("batched", []) if b["k"] == k and b.get("status") == "ok"), {})
     mem = report["stages"].get("memory_estimate", {}).get("result", {})
-    judged = lambda value, ok: {"value": value, "met": None if value is None else ok(value)}  # noqa: E731
+    judged = lambda value, ok: {"value": value, "met": None if value is None else ok(value)}
     return {"preset": preset, "k": k,
             "s_per_eval_under_3": judged(row.get("s_per_eval"), lambda v: v < 3.0),
             "ratio_at_least_5": judged(row.get("ratio"), lambda v: v >= 5.0),
@@ -154,7 +163,7 @@ def write_report(path: Path, report: dict) -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- where and what ran ---
@@ -162,14 +171,10 @@ def _now() -> str:
 
 def commit_info(given: str | None) -> dict:
     """The commit from git when this is a checkout, else the one given (`--commit`)."""
-    try:
-        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
-        return {"commit": sha, "commit_source": "git", "dirty": dirty, **({"commit_given": given} if given else {})}
-    except (OSError, subprocess.SubprocessError):
+    state = git_state(REPO_ROOT)
+    if state is None:
         return {"commit": given, "commit_source": "--commit" if given else "unknown"}
+    return {"commit": state[0], "commit_source": "git", "dirty": state[1], **({"commit_given": given} if given else {})}
 
 
 def environment(device: torch.device) -> dict:
@@ -185,22 +190,13 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(gpu=props.name, gpu_memory_mb=round(props.total_memory / MB), capability=f"{props.major}."
-                   f"{props.minor}", cuda=torch.version.cuda, driver=_nvidia_driver(),
+                   f"{props.minor}", cuda=torch.version.cuda, driver=nvidia_driver(),
                    datasheet_bf16_tflops=next((v for k, v in PEAK_TFLOPS.items() if k in props.name), None))
     else:
         import platform
 
         env.update(cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads())
     return env
-
-
-def _nvidia_driver() -> str | None:
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 # --- what it prints ---
