@@ -167,8 +167,8 @@ LEARN_DEMO_DOCUMENTS, LEARN_DEMO_CONTROL = 24, 24
 
 @app.command()
 def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 9 min), cpt (4.5 min), continual "
-                                                       "(3 min), arc (10.5 min), label-free (12 min) or learn "
-                                                       "(6 min)."),
+                                                       "(3 min), arc (10.5 min), label-free (36 min) or learn "
+                                                       "(7 min)."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),
          set_: list[str] = SetOpt):
     """An experiment on the built-in world and tiny model, on a CPU (default: 2 ReST-EM rounds and the table)."""

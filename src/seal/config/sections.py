@@ -428,8 +428,8 @@ class ContinualConfig(Section):
     modes: list[Literal["merge", "library"]] = Field(
         ["merge"],
         description="`merge`: each step's LoRA is merged into the weights (the paper); `library`: each step's "
-        "adapter is kept apart and every question is answered through the adapter of the passage it is most "
-        "similar to (embedding similarity), which cannot forget by construction.",
+        "adapter is kept apart and every question is answered through the adapter of the passage the router "
+        "(`router`) picks, which cannot forget by construction.",
     )
     self_edit: bool = Field(True, description="Train on passage + self-edit (False: the passage alone).")
     router: Literal["embedding", "bm25"] = Field(
