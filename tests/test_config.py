@@ -44,6 +44,8 @@ def test_unknown_section_suggests(tmp_path):
     ("ray.num_workers=0", "ray.num_workers"),
     ("ray.num_gpus_per_worker=-1", "ray.num_gpus_per_worker"),
     ("inner.backend=slurm", "inner.backend"),
+    ("data.eval.wording=paraphrased", "data.eval.wording"),
+    ("questions.hold_out=some", "questions.hold_out"),
 ])
 def test_bad_values_name_the_key(override, where):
     with pytest.raises(ConfigError, match=rf"{where}:"):
@@ -53,6 +55,12 @@ def test_bad_values_name_the_key(override, where):
 def test_missing_records_path_is_caught_before_loading():
     with pytest.raises(ConfigError, match="records file does not exist: /nope.json"):
         load_config(None, ["data.eval.kind=records", "data.eval.path=/nope.json"])
+
+
+def test_heldout_wording_is_for_the_built_in_world_only():
+    assert load_config(None, ["data.eval.kind=world", "data.eval.wording=heldout"]).data.eval.wording == "heldout"
+    with pytest.raises(ConfigError, match="`wording` applies to the built-in world, not to a source of kind 'squad'"):
+        load_config(None, ["data.eval.kind=squad", "data.eval.path=x", "data.eval.wording=heldout"])
 
 
 def test_overrides_parse_yaml_scalars():

@@ -51,6 +51,23 @@ def test_generated_questions_are_grounded_and_split_disjointly(label_free_run):
     assert q["passages"] == 5 and q["kept"] == q["select"] + q["report"] == q["stated"] + q["derived"]
 
 
+def test_training_passages_reward_with_every_question_and_eval_passages_hold_theirs_out(label_free_run):
+    """`questions.hold_out: reported` (the label-free config): a training passage, never in the table, rewards
+    its self-edits with all its kept questions; the gold ones follow in the same inner loop, never rewarded."""
+    from seal.sources import read_source
+    from seal.store import Store
+
+    cfg, run_dir, _ = label_free_run
+    assert cfg.questions.hold_out == "reported"
+    sets = _sets(run_dir)
+    train = {c.id: c for c in read_source(cfg.data.train, cfg)}
+    scores = Store(run_dir / "store.sqlite").scores("train", 1)
+    assert scores and {k.context_id for k in scores} <= set(train)
+    for k, s in scores.items():
+        assert len(s.correct) == len(sets[k.context_id].kept) + len(train[k.context_id].questions)
+    assert any(sets[k.context_id].report for k in scores)  # so `kept` and `select` differ somewhere
+
+
 def test_the_table_is_graded_on_gold_beside_the_generated_questions(label_free_run):
     _, _, summary = label_free_run
     rows = {r["name"]: r for r in summary["rows"]}

@@ -233,3 +233,35 @@ def test_the_bm25_router_sends_a_question_to_the_passage_that_names_it():
     assert router.route(questions) == [0, 1, 2]
     assert router.route(questions, among=2) == [0, 1, 0]  # only the first two adapters exist yet; ties: lower
     assert Router.from_json(json.loads(json.dumps(router.to_json()))).route(questions) == [0, 1, 2]
+
+
+def test_hold_out_decides_which_generated_questions_reward_a_training_passage(tmp_path, monkeypatch):
+    """`questions.hold_out: all` rewards every passage's self-edits with its `select` part only; `reported`
+    does so only for passages the table asks about, and a training passage rewards with every kept question.
+    The gold questions follow, measured, and the reward part is split off by the same count."""
+    from seal import run as run_module
+    from seal.domains.base import QA, Context, Score
+    from seal.domains.questions import QuestionSet
+    from seal.run import Run
+    from seal.store import ScoreKey
+
+    def ctx(cid):
+        return Context(cid, "T", "text", (QA(f"gold {cid}?", "g"),))
+
+    train, held = ctx("train"), ctx("eval")
+    sets = {c.id: QuestionSet(c.id, "base", "span", select=(QA("s1?", "a"), QA("s2?", "b")),
+                              report=(QA("r1?", "c"),)) for c in (train, held)}
+    monkeypatch.setattr(run_module, "question_sets", lambda store, cfg, ctxs: {c.id: sets[c.id] for c in ctxs})
+    got = {}
+    for hold_out in ("all", "reported"):
+        cfg = load_config("configs/tiny/label-free.yaml", [f"questions.hold_out={hold_out}"])
+        run = Run(cfg, tmp_path, store=None, backend=None, metrics=None)
+        run.write_questions([train, held], reported=[held])
+        asked = {c.id: [q.question for q in c.questions] for c in run.reward_contexts([train, held])}
+        score = Score(correct=[True, False, True, False], answers=[""] * 4)
+        reward = run.reward_scores({ScoreKey("train", 1, "train", 0, 0): score})
+        got[hold_out] = asked, next(iter(reward.values())).correct
+    assert got["all"][0] == {"train": ["s1?", "s2?", "gold train?"], "eval": ["s1?", "s2?", "gold eval?"]}
+    assert got["reported"][0] == {"train": ["s1?", "s2?", "r1?", "gold train?"],
+                                  "eval": ["s1?", "s2?", "gold eval?"]}
+    assert got["all"][1] == [True, False] and got["reported"][1] == [True, False, True]

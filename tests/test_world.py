@@ -95,3 +95,49 @@ def test_copy_drills(world):
     assert all(ctx.endswith("\n") and ctx.count("\n") == 1 and tgt == ctx[:-1] + "\n" for ctx, tgt in drills)
     held_out = [e.name for e in world.entities["eval"][:40]]
     assert not any(name in document_text(doc) for doc in drilled for name in held_out)
+
+
+STOPWORDS = set("a an the of in on at to for by from with and or is was are were be been does did do which what who "
+                "whom where when how that this its his her their has have had it as".split())
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+def _content_trigrams(text: str) -> set[tuple[str, str, str]]:
+    """Trigrams of consecutive content words (stopwords dropped), never across a template placeholder."""
+    out = set()
+    for segment in PLACEHOLDER.split(text):
+        words = [w for w in re.findall(r"[a-z]+", segment.lower()) if w not in STOPWORDS]
+        out |= set(zip(words, words[1:], words[2:]))
+    return out
+
+
+def test_heldout_wordings_share_no_content_trigram_with_what_the_model_learns_from(world):
+    """The held-out question wordings: none of their content-word trigrams occurs in pretraining (passages,
+    notes, closed-book QA, the self-edit demonstrations; two epochs' renderings) or in the RL passages'
+    questions, none is a standard template with its words reordered, and every word is one pretraining used."""
+    texts = [document_text(d) for epoch in (0, 1) for d in epoch_documents(world, epoch, "\n")]
+    texts += [q.question for c in world.split("train") for q in c.questions]
+    seen = set().union(*(_content_trigrams(t) for t in texts))
+    vocab = {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
+    standard = {tuple(sorted(w for w in re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower()) if w not in STOPWORDS))
+                for spec in KINDS.values() for rel in spec.relations for t in spec.question_templates(rel)}
+    for kind, spec in KINDS.items():
+        assert set(spec.heldout) == set(spec.relations), kind
+        for rel, templates in spec.heldout.items():
+            for t in templates:
+                words = re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower())
+                assert not _content_trigrams(t) & seen, (kind, rel, t, _content_trigrams(t) & seen)
+                assert tuple(sorted(w for w in words if w not in STOPWORDS)) not in standard, (kind, rel, t)
+                assert set(words) <= vocab, (kind, rel, t, set(words) - vocab)
+    # the check can fail: a standard wording's trigram is in what the model learned from
+    assert ("industry", "most", "people") in _content_trigrams("In which industry do most people in {name} work?") & seen
+
+
+def test_heldout_wording_asks_the_same_questions_of_the_same_passages(world):
+    standard, heldout = world.split("eval"), world.split("eval", "heldout")
+    assert [(c.id, c.text) for c in standard] == [(c.id, c.text) for c in heldout]
+    for s, h in zip(standard, heldout):
+        assert [q.answers for q in s.questions] == [q.answers for q in h.questions]
+        assert all(a.question != b.question for a, b in zip(s.questions, h.questions))
+    with pytest.raises(ValueError, match="wording"):
+        world.split("eval", "paraphrased")

@@ -123,6 +123,7 @@ class Run:
         self.cfg, self.dir, self.store, self.backend, self.metrics = cfg, run_dir, store, backend, metrics
         self.domain = None
         self.questions: dict[str, QuestionSet] = {}  # generated questions by context id (label-free SEAL)
+        self._reported: set[str] | None = None  # contexts the table may ask about (None: all; `write_questions`)
         self._table_split: dict[str, int] = {}  # eval.questions=both: gold questions first, then generated
 
     @classmethod
@@ -226,23 +227,33 @@ class Run:
 
     # --- which questions: gold, generated, or both (seal.labels) ---
 
-    def write_questions(self, contexts: list[Context]) -> None:
-        """Generated questions for `contexts` (written once, stored), when the config asks for any."""
+    def write_questions(self, contexts: list[Context], reported: list[Context] | None = None) -> None:
+        """Generated questions for `contexts` (written once, stored), when the config asks for any. `reported`:
+        the contexts whose questions the table may ask (None: all of them); with `questions.hold_out: reported`,
+        the others reward self-edits with every question they have."""
         if self.cfg.needs_generated_questions:
             self.questions.update(question_sets(self.store, self.cfg, contexts))
+            self._reported = None if reported is None else {c.id for c in reported}
+
+    def reward_questions(self, context_id: str) -> tuple:
+        """A context's generated questions that reward its self-edits: the `select` part, or every kept question
+        when `questions.hold_out: reported` and the table never asks about this context."""
+        qs = self.questions[context_id]
+        unreported = self._reported is not None and context_id not in self._reported
+        return qs.kept if self.cfg.questions.hold_out == "reported" and unreported else qs.select
 
     def reward_contexts(self, contexts: list[Context]) -> list[Context]:
         """Training contexts as ReST-EM scores them: their gold questions, or (`restem.reward_questions:
-        generated`) the generated `select` questions followed by the gold ones, measured but never rewarded."""
+        generated`) the generated reward questions followed by the gold ones, measured but never rewarded."""
         if self.cfg.restem.reward_questions == "gold":
             return contexts
-        return [joined(c, self.questions[c.id].select, c.questions) for c in contexts]
+        return [joined(c, self.reward_questions(c.id), c.questions) for c in contexts]
 
     def reward_scores(self, scores: dict[ScoreKey, Score], gold: bool = False) -> dict[ScoreKey, Score]:
         """The part of training scores that is the reward (`gold=True`: the gold part beside it)."""
         if self.cfg.restem.reward_questions == "gold":
             return scores
-        parts = split_scores(scores, {k.context_id: len(self.questions[k.context_id].select) for k in scores})
+        parts = split_scores(scores, {k.context_id: len(self.reward_questions(k.context_id)) for k in scores})
         return parts[1] if gold else parts[0]
 
     def reward_agreement(self, round: int) -> dict:

@@ -40,7 +40,7 @@ def read_source(src: SourceConfig, cfg: RunConfig, questions_required: bool = Tr
         return [task_context(t) for t in world_tasks(src.split or "eval", cfg.arc.per_family, families)]
     from seal.world.generator import default_world
 
-    return list(default_world().split(src.split or "eval"))
+    return list(default_world().split(src.split or "eval", src.wording))
 
 
 def eval_contexts(cfg: RunConfig, pool: list[Context], n: int) -> list[Context]:

@@ -57,6 +57,10 @@ class SourceConfig(Section):
     split: str | None = Field(
         None, description="`datasets` split for squad (train/validation); `train` or `eval` for the world."
     )
+    wording: Literal["standard", "heldout"] = Field(
+        "standard", description="`world`: ask the questions in the templates of pretraining (`standard`) or in "
+        "held-out wordings that pretraining, RL and the self-edit demonstrations never use (`heldout`)."
+    )
 
     @model_validator(mode="after")
     def _check(self):
@@ -72,6 +76,8 @@ class SourceConfig(Section):
             raise ValueError(f"records file does not exist: {self.path}")
         if self.kind == "world" and self.split not in (None, "train", "eval"):
             raise ValueError("world split must be `train` or `eval`")
+        if self.wording != "standard" and self.kind != "world":
+            raise ValueError(f"`wording` applies to the built-in world, not to a source of kind '{self.kind}'")
         return self
 
 
@@ -300,6 +306,11 @@ class QuestionsConfig(Section):
     report_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="Share of each passage's questions held out for the table (`report`); "
         "the rest (`select`) rewards self-edits. A seeded hash of the normalised question decides."
+    )
+    hold_out: Literal["all", "reported"] = Field(
+        "all", description="Which passages hold `report_fraction` of their questions out of the reward: `all` "
+        "(every passage), or `reported` (only passages the table asks about; a training passage the table never "
+        "reports on rewards self-edits with all its questions)."
     )
     max_question_chars: int = Field(300, ge=1, description="Longer questions are dropped.")
     max_question_words: int = Field(40, ge=1, description="Longer questions are dropped.")

@@ -41,7 +41,8 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         log.info("%d eval passages, %d candidate training passages; engine %s, backend %s", len(eval_ctxs),
                  len(train_pool), run.backend.engine_name, run.backend.name)
         rl_passages = [c for r in range(1, cfg.restem.rounds + 1) for c in run.training_contexts(train_pool, r)]
-        run.write_questions(eval_ctxs + (rl_passages if cfg.restem.reward_questions == "generated" else []))
+        run.write_questions(eval_ctxs + (rl_passages if cfg.restem.reward_questions == "generated" else []),
+                            reported=eval_ctxs)
         eval_ctxs = run.table_contexts(eval_ctxs)  # gold, generated or both (seal.labels)
 
         # --- the base model's rows ---

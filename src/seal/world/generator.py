@@ -45,6 +45,7 @@ SPLIT_SIZES = {  # passages per kind and split
 # and every derived one: the derived facts are what a self-edit can add and repeating the passage cannot. Pretraining
 # and demonstration entities keep (3, 3), which the shipped model's corpus was drawn with.
 N_QUESTIONS = {"pretrain": (3, 3), "train": (1, None), "eval": (1, None), "demo": (3, 3)}
+WORDINGS = ("standard", "heldout")  # how questions are asked: the templates of pretraining, or held-out ones
 QA_FRACTION = 0.75  # pretraining entities with closed-book QA in the corpus; the rest measure generalisation
 DEMO_NAMES = {"person": 1200, "company": 150, "school": 150, "town": 150}  # reserved for demonstrations
 
@@ -179,15 +180,21 @@ class World:
         """The keyed sentences of the entity's canonical passage (the one its Context holds)."""
         return self.render(ent, random.Random(f"{self.seed}-passage-{ent.name}"))
 
-    def context(self, ent: Entity) -> Context:
+    def context(self, ent: Entity, wording: str = "standard") -> Context:
+        """The entity's passage and questions; `wording="heldout"` asks the same questions in the held-out
+        wordings (`KindSpec.heldout`). The passage, its id and the answers are the same either way."""
+        if wording not in WORDINGS:
+            raise ValueError(f"unknown question wording '{wording}' ({', '.join(WORDINGS)})")
         text = " ".join(s for _, s in self.sentences(ent))
-        qas = tuple(QA(t.format(**ent.fields), answer) for _, t, answer in ent.questions)
+        spec = KINDS[ent.kind]
+        word = (lambda rel, t: spec.heldout_template(rel, t)) if wording == "heldout" else (lambda rel, t: t)
+        qas = tuple(QA(word(rel, t).format(**ent.fields), answer) for rel, t, answer in ent.questions)
         return Context(context_id(ent.name, text), ent.name, text, qas, payload=ent)
 
-    def split(self, name: str) -> list[Context]:
+    def split(self, name: str, wording: str = "standard") -> list[Context]:
         if name not in self.entities:
             raise ValueError(f"unknown world split '{name}' (pretrain, train, eval)")
-        return [self.context(e) for e in self.entities[name]]
+        return [self.context(e, wording) for e in self.entities[name]]
 
     def facts(self, split: str) -> set[tuple[str, str, str]]:
         """Every (entity, attribute, value) fact of a split, bridge entities' facts under their own names."""

@@ -7,7 +7,10 @@ fact builds on, so a good self-edit can copy a sentence and extend it.
 `direct`: questions whose answer is stated. `derived`: facts that follow from the passage without being stated:
 the questions that ask for them, the plain statements of them (`statements`), and the clause a self-edit
 appends to the passage sentence it follows from (`source`, `clause`): "Ada Lowell was born in 1907 in Calder"
-+ ", in Vetland". `restate`: stated facts in other words.
++ ", in Vetland". `restate`: stated facts in other words. `heldout`: each relation's question in a wording that
+pretraining, the RL passages' questions and the self-edit demonstrations never use (no content-word 3-gram in
+common with them; tests/test_world.py checks), for asking the table's questions in words the policy cannot
+have learned from its reward (`data.eval.wording: heldout`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class KindSpec:
     derived: dict[str, Derived]
     restate: dict[str, list[str]]
     bridges: list[tuple[str, str, str]]  # (subject field, relation, value field) of facts about second entities
+    heldout: dict[str, list[str]]  # relation -> question wordings never used in pretraining, RL or demonstrations
     answers: dict[str, str] = field(default_factory=dict)  # relation -> answer field when they differ
 
     def answer_field(self, relation: str) -> str:
@@ -42,6 +46,11 @@ class KindSpec:
 
     def question_templates(self, relation: str) -> list[str]:
         return self.direct.get(relation) or self.derived[relation].questions
+
+    def heldout_template(self, relation: str, template: str) -> str:
+        """The held-out wording standing in for `template` (one of the relation's question templates)."""
+        alternatives = self.heldout[relation]
+        return alternatives[self.question_templates(relation).index(template) % len(alternatives)]
 
 
 PERSON = KindSpec(
@@ -91,6 +100,17 @@ PERSON = KindSpec(
         "employer": ["The employer of {name} is {employer}.", "{name} is an employee of {employer}."],
     },
     bridges=[("school", "located_in", "school_city"), ("employer", "based_in", "employer_city")],
+    heldout={
+        "birth_year": ["What is the year of the birth of {name}?"],
+        "birth_city": ["Which city is the birthplace of {name}?"],
+        "occupation": ["What is the profession of {name}?"],
+        "school": ["At which school did {name} study?"],
+        "employer": ["Who is the employer of {name}?"],
+        "birth_country": ["Which country is {name} a native of?"],
+        "field": ["The job of {name} is in which field?"],
+        "school_city": ["Which city is the school of {name} located in?"],
+        "employer_city": ["Which city are the offices of the employer of {name} in?"],
+    },
 )
 
 COMPANY = KindSpec(
@@ -136,6 +156,16 @@ COMPANY = KindSpec(
         "chief": ["{chief} is the head of {name}.", "{chief} leads {name}."],
     },
     bridges=[("founder", "born_in", "founder_city")],
+    heldout={
+        "founded_year": ["In what year was {name} established?"],
+        "founder": ["Who started {name}?"],
+        "hq_city": ["Which city is the home of {name}?"],
+        "industry": ["{name} does business in which industry?"],
+        "chief": ["Who is {name} led by?"],
+        "hq_country": ["In which country are the offices of {name}?"],
+        "product": ["What does {name} produce for its business?"],
+        "founder_city": ["The founder of {name} is a native of which city?"],
+    },
 )
 
 TOWN = KindSpec(
@@ -181,6 +211,16 @@ TOWN = KindSpec(
         "industry": ["The industry of {name} is {industry}.", "Many people in {name} work in {industry}."],
     },
     bridges=[("mayor", "born_in_year", "mayor_year")],
+    heldout={
+        "founded_year": ["In what year was {name} settled?"],
+        "river": ["{name} lies on the banks of which river?"],
+        "mayor": ["Who is {name} governed by?"],
+        "twin_city": ["Which town is {name} twinned with?"],
+        "industry": ["What do most people in {name} work in?"],
+        "twin_country": ["The twin city of {name} lies in which country?"],
+        "product": ["What does the industry of {name} make?"],
+        "mayor_year": ["What is the birth year of the mayor of {name}?"],
+    },
 )
 
 KINDS = {"person": PERSON, "company": COMPANY, "town": TOWN}
