@@ -15,6 +15,12 @@ def world():
     return default_world()
 
 
+@pytest.fixture(scope="module")
+def corpus(world):
+    """Two pretraining epochs' documents as text (what the tokenizer is trained on)."""
+    return [document_text(d) for epoch in (0, 1) for d in epoch_documents(world, epoch, "\n")]
+
+
 def test_deterministic():
     a, b = World(), World()
     for split in ("pretrain", "train", "eval"):
@@ -35,8 +41,8 @@ def test_splits_are_disjoint_in_entities_and_facts(world):
     assert not demo & (subjects("eval") | subjects("train") | subjects("pretrain"))
 
 
-def test_no_eval_fact_in_the_pretraining_corpus(world):
-    corpus = "\n".join(epoch_documents(world, 0, "\n") + epoch_documents(world, 1, "\n"))  # the tokenizer's text
+def test_no_eval_fact_in_the_pretraining_corpus(world, corpus):
+    corpus = "\n".join(corpus)
     for e in world.entities["eval"][:40] + world.entities["train"][:40]:
         assert e.name not in corpus
     # ...but every word of a held-out passage was seen in pretraining
@@ -111,12 +117,11 @@ def _content_trigrams(text: str) -> set[tuple[str, str, str]]:
     return out
 
 
-def test_heldout_wordings_share_no_content_trigram_with_what_the_model_learns_from(world):
+def test_heldout_wordings_share_no_content_trigram_with_what_the_model_learns_from(world, corpus):
     """The held-out question wordings: none of their content-word trigrams occurs in pretraining (passages,
     notes, closed-book QA, the self-edit demonstrations; two epochs' renderings) or in the RL passages'
     questions, none is a standard template with its words reordered, and every word is one pretraining used."""
-    texts = [document_text(d) for epoch in (0, 1) for d in epoch_documents(world, epoch, "\n")]
-    texts += [q.question for c in world.split("train") for q in c.questions]
+    texts = corpus + [q.question for c in world.split("train") for q in c.questions]
     seen = set().union(*(_content_trigrams(t) for t in texts))
     vocab = {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
     standard = {tuple(sorted(w for w in re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower()) if w not in STOPWORDS))

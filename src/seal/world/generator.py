@@ -187,8 +187,8 @@ class World:
             raise ValueError(f"unknown question wording '{wording}' ({', '.join(WORDINGS)})")
         text = " ".join(s for _, s in self.sentences(ent))
         spec = KINDS[ent.kind]
-        word = (lambda rel, t: spec.heldout_template(rel, t)) if wording == "heldout" else (lambda rel, t: t)
-        qas = tuple(QA(word(rel, t).format(**ent.fields), answer) for rel, t, answer in ent.questions)
+        qas = tuple(QA((spec.heldout_template(rel, t) if wording == "heldout" else t).format(**ent.fields), answer)
+                    for rel, t, answer in ent.questions)
         return Context(context_id(ent.name, text), ent.name, text, qas, payload=ent)
 
     def split(self, name: str, wording: str = "standard") -> list[Context]:
