@@ -26,7 +26,8 @@ def test_cpt_rows_updates_and_resume(tmp_path):
     cfg = _cfg("experiment=cpt", "data.n_eval=3", "cpt.samples=1", "cpt.update.epochs=2",
                "cpt.update.batch_size=2", "cpt.update.grad_accum=2", "cpt.update.lora_r=8")
     summary = cpt.main(cfg, tmp_path / "run").to_json()
-    assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "passage_only", "base_self_edits"]
+    assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "passage_only", "passage_repeated",
+                                                    "base_self_edits"]
     n_questions = summary["rows"][0]["n_questions"]  # 4 or 5 a world passage: one stated fact, every derived one
     assert 12 <= n_questions <= 15
     assert all(r["n_passages"] == 3 and r["n_questions"] == n_questions for r in summary["rows"])
@@ -34,12 +35,37 @@ def test_cpt_rows_updates_and_resume(tmp_path):
     assert up["passage_only"]["sequences"] == 3  # one per passage
     assert up["base_self_edits"]["sequences"] > 3  # the self-edits' lines as well
     assert up["passage_only"]["steps"] == 2  # ceil(ceil(3/2)/2) steps per epoch x 2 epochs
+    # the control: the passages alone, cycled to the self-edit corpus's sequence count, so as many steps
+    assert up["passage_repeated"]["sequences"] == up["base_self_edits"]["sequences"]
+    assert up["passage_repeated"]["steps"] == up["base_self_edits"]["steps"] > up["passage_only"]["steps"]
+    assert {(c["row"], c["baseline"]) for c in summary["comparisons"]} >= {
+        ("base_self_edits", "passage_only"), ("base_self_edits", "passage_repeated")}
     assert (tmp_path / "run" / "results.png").exists() and "## Updates" in (tmp_path / "run" / "report.md").read_text()
     from seal.store import Store
 
     n = Store(tmp_path / "run" / "store.sqlite").count_scores()
     again = cpt.main(cfg, tmp_path / "run").to_json()  # finished rows are read back, not recomputed
     assert again["rows"] == summary["rows"] and Store(tmp_path / "run" / "store.sqlite").count_scores() == n
+
+
+def test_cpt_trains_its_seal_row(tmp_path):
+    from seal.experiments import cpt
+
+    cfg = _cfg("experiment=cpt", "data.n_eval=2", "cpt.samples=1", "cpt.update.epochs=1", "cpt.passage_only=false",
+               "cpt.passage_repeated=false", "cpt.train_seal=true", "restem.rounds=1", "restem.n_passages=2",
+               "restem.samples=2")
+    summary = cpt.main(cfg, tmp_path / "run").to_json()
+    assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "base_self_edits", "seal"]
+    assert [r["round"] for r in summary["rounds"]] == [1]
+    assert (tmp_path / "run" / "checkpoints" / "round-1" / "config.json").exists()
+    from seal.store import Store
+
+    store = Store(tmp_path / "run" / "store.sqlite")
+    trained_on = set(store.get_meta("train_passages/round-1").split(","))
+    assert len(trained_on) == 2 and not trained_on & {c.id for c in cpt.cpt_passages(cfg)}  # disjoint
+    assert len(store.self_edits("cpt/seal", 0)) == 2  # written by the trained policy, one per CPT passage
+    with pytest.raises(ConfigError, match="set one"):
+        _cfg("experiment=cpt", "cpt.train_seal=true", "cpt.policy=somewhere")
 
 
 def test_cpt_full_finetuning_path(tmp_path):

@@ -235,6 +235,17 @@ def test_the_bm25_router_sends_a_question_to_the_passage_that_names_it():
     assert Router.from_json(json.loads(json.dumps(router.to_json()))).route(questions) == [0, 1, 2]
 
 
+def test_the_embedding_router_takes_precomputed_question_vectors():
+    import torch
+
+    from seal.inner.library import Router
+
+    router = Router("embedding", ["a0", "a1", "a2"], keys=[[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    vectors = torch.tensor([[0.0, 2.0], [1.0, 0.1], [1.0, 1.0]])  # cosine: scale does not matter
+    assert router.route(["q0", "q1", "q2"], vectors=vectors) == [1, 0, 2]
+    assert router.route(["q0", "q1", "q2"], vectors=vectors, among=2) == [1, 0, 0]  # a tie goes to the lower index
+
+
 def test_hold_out_decides_which_generated_questions_reward_a_training_passage(tmp_path, monkeypatch):
     """`questions.hold_out: all` rewards every passage's self-edits with its `select` part only; `reported`
     does so only for passages the table asks about, and a training passage rewards with every kept question.

@@ -424,12 +424,28 @@ class CPTConfig(Section):
     samples: int = Field(5, ge=0, le=64, description="Self-edits per passage in the pooled corpus (the paper: 5).")
     update: UpdateConfig = Field(default_factory=UpdateConfig, description="The one finetuning run of each row.")
     passage_only: bool = Field(True, description="Row: the passages alone.")
+    passage_repeated: bool = Field(
+        True,
+        description="Row (a control the paper lacks): the passages alone, repeated to as many training sequences, "
+        "and so optimiser steps, as the base self-edit corpus (the first self-edit row when that one is off).",
+    )
     base_self_edits: bool = Field(True, description="Row: passages + the base model's self-edits.")
     policy: str | None = Field(
         None,
         description="A SEAL checkpoint (e.g. runs/demo/checkpoints/round-2) whose self-edits make the `seal` row; "
         "they train the base model, like every other row.",
     )
+    train_seal: bool = Field(
+        False,
+        description="Train the `seal` row's policy in this run first: `restem.rounds` ReST-EM rounds on "
+        "`data.train` (passages disjoint from the CPT ones), as the knowledge experiment trains it.",
+    )
+
+    @model_validator(mode="after")
+    def _one_policy(self):
+        if self.policy and self.train_seal:
+            raise ValueError("cpt.policy and cpt.train_seal both name the seal row's policy: set one")
+        return self
 
 
 class ContinualConfig(Section):

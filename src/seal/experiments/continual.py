@@ -25,13 +25,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from seal.config import RunConfig
 from seal.data import DataError
 from seal.domains.base import Context, Invalid, UpdatePlan, UpdateSpec
 from seal.domains.knowledge import KnowledgeDomain
-from seal.inner.library import Router, adapters_loaded, embed, route
+from seal.inner.library import Router, adapters_loaded, embed
 from seal.inner.update import finetune, train_adapter
 from seal.model import LoadedModel
 from seal.progress import log, progress
@@ -178,9 +177,8 @@ def library_sequence(run: Run, base, s: int, ctxs: list[Context]) -> dict[str, t
                           description=f"seq {s} step {k}: adapter")
         # every question of passages 0..k-1 goes to the most similar of the k passages with an adapter
         seen = [i for i, (j, _, _) in enumerate(probes) if j < k]
-        keys = torch.tensor(router.keys[:k]) if queries is not None else None
-        picked = route(queries[seen], keys) if queries is not None else \
-            router.route([texts[cfg.continual.route_on][i] for i in seen], among=k)
+        picked = router.route([texts[cfg.continual.route_on][i] for i in seen], among=k,
+                              vectors=None if queries is None else queries[seen])
         with adapters_loaded(base, [lib / f"adapter-{j}" for j in range(1, k + 1)]) as model:
             run.closed_book(_phase("library", s), k, LoadedModel(model, base.tokenizer, base.path), ctxs[:k],
                             route=[f"a{a}" for a in picked], activate=model.set_adapter)

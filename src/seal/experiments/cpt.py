@@ -7,9 +7,12 @@ model on it once (LoRA merged, or full finetuning: `cpt.update.mode`), then answ
 
     no_adaptation        the base model, untouched
     passage_only         the n passages alone
+    passage_repeated     the n passages alone, repeated to as many sequences (so optimiser steps) as the base
+                         self-edit corpus: a control the paper lacks, for what more steps alone would give
     base_self_edits      passages + k self-edits per passage written by the base model
     teacher_self_edits   passages + a teacher's self-edits (file or endpoint), if configured
-    seal                 passages + self-edits written by a SEAL checkpoint (`cpt.policy`), if given
+    seal                 passages + self-edits written by a SEAL checkpoint (`cpt.policy`), or by the policy
+                         that `cpt.train_seal` trains first in this run (ReST-EM on `data.train`)
 
 The paper (Zweiger et al. 2025, CPT on the 200 eval passages, LoRA): 32.7 / 32.2 / 41.0 / 39.4 / 43.8; with
 full finetuning in the later revision GPT-4.1's self-edits reached 59.4 and SEAL's 58.2.
@@ -28,16 +31,18 @@ from seal.data import DataError
 from seal.domains.base import Context, SelfEdit
 from seal.domains.knowledge import KnowledgeDomain
 from seal.inner.update import finetune
+from seal.outer.restem import policies_by_round
 from seal.progress import log
-from seal.results import Summary, Table
+from seal.results import Summary, Table, round_rows
 from seal.run import Run
 from seal.sources import eval_contexts, read_source, teacher_self_edits
 
 
 def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
     ctxs = cpt_passages(cfg)
+    pool = training_pool(cfg, ctxs) if cfg.cpt.train_seal else []
     k = cfg.cpt.samples
-    with Run.open(cfg, run_dir, local=True, contexts=ctxs) as run:
+    with Run.open(cfg, run_dir, local=True, contexts=ctxs + pool) as run:
         base = run.load()
         run.domain = domain = KnowledgeDomain.from_config(base.tokenizer, cfg)
         log.info("CPT: %d passages, %d questions, %d self-edits per passage, %s update", len(ctxs),
@@ -49,21 +54,36 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
             edits["base_self_edits"] = write_self_edits(run, base, ctxs, "base")
         if k and cfg.data.teacher.enabled:
             edits["teacher_self_edits"] = teacher_self_edits(run, ctxs)
-        if k and cfg.cpt.policy:
+        if k and cfg.cpt.train_seal:
+            policy = base
+            for _, policy in policies_by_round(run, base, lambda r: run.training_contexts(pool, r)):
+                pass  # each round's checkpoint is saved and stored; the last one writes the seal row's self-edits
+            edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
+            if policy is not base:
+                run.free(policy)
+        elif k and cfg.cpt.policy:
             policy = run.load(cfg.cpt.policy)
             edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
             run.free(policy)
         if not k:
             log.info("cpt.samples is 0: the self-edit rows are left out (they would equal passage_only)")
 
+        # --- the corpus of every row ---
+        corpora = {name: [s for c in ctxs for s in domain.corpus_sequences(c, by_ctx[c.id])]
+                   for name, by_ctx in edits.items()}
+        passages = [s for c in ctxs for s in domain.corpus_sequences(c, [])]
+        if cfg.cpt.passage_repeated and corpora:
+            matched = "base_self_edits" if "base_self_edits" in corpora else next(iter(corpora))
+            corpora = {"passage_repeated": repeated(passages, len(corpora[matched])), **corpora}
+        if cfg.cpt.passage_only:
+            corpora = {"passage_only": passages, **corpora}
+
         # --- one update per row, each of a fresh copy of the base weights ---
         rows = [run.row("no_adaptation", run.closed_book("cpt/no_adaptation", 0, base, ctxs), ctxs)]
-        corpora = ([("passage_only", {})] if cfg.cpt.passage_only else []) + list(edits.items())
-        for name, by_ctx in corpora:
+        for name, sequences in corpora.items():
             if not run.store.has_scores(f"cpt/{name}", 0, [c.id for c in ctxs]):
                 run.free(base)
                 base = run.load()
-                sequences = [s for c in ctxs for s in domain.corpus_sequences(c, by_ctx.get(c.id, []))]
                 res = finetune(base, sequences, cfg.cpt.update.update_spec(), cfg.seed,
                                description=f"cpt {name}: update")
                 run.store.set_meta(f"cpt/{name}/update", json.dumps({
@@ -73,9 +93,9 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         run.free(base)
 
         # --- summary ---
-        updates = {name: json.loads(run.store.get_meta(f"cpt/{name}/update")) for name, _ in corpora}
+        updates = {name: json.loads(run.store.get_meta(f"cpt/{name}/update")) for name in corpora}
         return run.finish(Summary(
-            "cpt", cfg.name, rows, title=f"CPT: {len(ctxs)} passages in one update",
+            "cpt", cfg.name, rows, round_rows(run.store), title=f"CPT: {len(ctxs)} passages in one update",
             data={"updates": updates, "n_passages": len(ctxs), "samples": k, "mode": cfg.cpt.update.mode},
             comparisons=run.compare(rows, PAIRS),
             sections=[updates_table(updates)] if updates else []))
@@ -95,6 +115,23 @@ def cpt_passages(cfg: RunConfig) -> list[Context]:
     if n > len(pool):
         raise DataError(f"cpt.n_passages is {n} but the eval source has only {len(pool)} passages")
     return eval_contexts(cfg, pool, n)
+
+
+def repeated(passages: list, n: int) -> list:
+    """The passages' sequences cycled to `n` sequences (at least each once): passage i appears n // len or
+    n // len + 1 times, the first ones once more, so every optimiser step of a matched row is matched."""
+    return [passages[i % len(passages)] for i in range(max(n, len(passages)))]
+
+
+def training_pool(cfg: RunConfig, ctxs: list[Context]) -> list[Context]:
+    """The ReST-EM candidates of `cpt.train_seal`: `data.train` without any of the CPT passages."""
+    if cfg.restem.rounds < 1:
+        raise DataError("cpt.train_seal needs restem.rounds >= 1")
+    held_out = {c.id for c in ctxs}
+    pool = [c for c in read_source(cfg.data.train, cfg) if c.id not in held_out]
+    if not pool:
+        raise DataError(f"cpt.train_seal: data.train ({cfg.data.train}) has no passage outside the CPT passages")
+    return pool
 
 
 def write_self_edits(run: Run, loaded, ctxs: list[Context], who: str) -> dict[str, list[SelfEdit]]:

@@ -92,16 +92,18 @@ class Router:
             return cls(kind, names, keys=embed(loaded, texts).tolist())
         raise ValueError(f"unknown router '{kind}': bm25 or embedding")
 
-    def route(self, questions: list[str], loaded=None, among: int | None = None) -> list[int]:
+    def route(self, questions: list[str], loaded=None, among: int | None = None,
+              vectors: torch.Tensor | None = None) -> list[int]:
         """The index (into `names`) of the adapter for each question, among the first `among` (default all);
-        `loaded` (the base model) for `embedding`. Ties go to the lower index."""
+        for `embedding`, `loaded` (the base model) embeds the questions, or `vectors` holds their embeddings
+        already (a caller routing the same questions many times). Ties go to the lower index."""
         n = len(self.names) if among is None else among
         if self.kind == "bm25":
             from rank_bm25 import BM25Plus
 
             bm25 = BM25Plus([words(t) for t in self.texts[:n]])  # BM25+: its idf stays positive in a library of two
             return [int(max(range(n), key=lambda i, s=bm25.get_scores(words(q)): (s[i], -i))) for q in questions]
-        return route(embed(loaded, questions), torch.tensor(self.keys[:n]))
+        return route(embed(loaded, questions) if vectors is None else vectors, torch.tensor(self.keys[:n]))
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "names": self.names, "texts": self.texts, "keys": self.keys}
