@@ -425,7 +425,7 @@ class CPTConfig(Section):
     update: UpdateConfig = Field(default_factory=UpdateConfig, description="The one finetuning run of each row.")
     passage_only: bool = Field(True, description="Row: the passages alone.")
     passage_repeated: bool = Field(
-        True,
+        False,
         description="Row (a control the paper lacks): the passages alone, repeated to as many training sequences, "
         "and so optimiser steps, as the base self-edit corpus (the first self-edit row when that one is off).",
     )

@@ -59,8 +59,10 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
             for _, policy in policies_by_round(run, base, lambda r: run.training_contexts(pool, r)):
                 pass  # each round's checkpoint is saved and stored; the last one writes the seal row's self-edits
             edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
-            if policy is not base:
-                run.free(policy)
+            run.free(policy)
+            if policy is not base:  # round 1's SFT merged its LoRA into `base` in place: load it afresh
+                run.free(base)
+                base = run.load()
         elif k and cfg.cpt.policy:
             policy = run.load(cfg.cpt.policy)
             edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
