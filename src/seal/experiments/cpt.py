@@ -71,7 +71,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
             log.info("cpt.samples is 0: the self-edit rows are left out (they would equal passage_only)")
 
         # --- the corpus of every row ---
-        corpora = {name: [s for c in ctxs for s in domain.corpus_sequences(c, by_ctx[c.id])]
+        corpora = {name: [s for c in ctxs for s in domain.corpus_sequences(c, by_ctx.get(c.id, []))]
                    for name, by_ctx in edits.items()}
         passages = [s for c in ctxs for s in domain.corpus_sequences(c, [])]
         if cfg.cpt.passage_repeated and corpora:
