@@ -52,8 +52,7 @@ def test_cpt_trains_its_seal_row(tmp_path):
     from seal.experiments import cpt
 
     cfg = _cfg("experiment=cpt", "data.n_eval=2", "cpt.samples=1", "cpt.update.epochs=1", "cpt.passage_only=false",
-               "cpt.train_seal=true", "restem.rounds=1", "restem.n_passages=2",
-               "restem.samples=2")
+               "cpt.train_seal=true", "restem.rounds=1", "restem.n_passages=2", "restem.samples=2")
     summary = cpt.main(cfg, tmp_path / "run").to_json()
     assert [r["name"] for r in summary["rows"]] == ["no_adaptation", "base_self_edits", "seal"]
     assert [r["round"] for r in summary["rounds"]] == [1]
@@ -67,11 +66,13 @@ def test_cpt_trains_its_seal_row(tmp_path):
     # no_adaptation is the base model untouched by the rounds (whose first SFT merges into the model it is given)
     alone = tmp_path / "alone"
     cpt.main(_cfg("experiment=cpt", "data.n_eval=2", "cpt.samples=0", "cpt.passage_only=false"), alone)
-    answers = [sorted((k.context_id, s.answers) for k, s in Store(d / "store.sqlite").scores("cpt/no_adaptation").items())
-               for d in (tmp_path / "run", alone)]
+    answers = [sorted((k.context_id, s.answers) for k, s in Store(d / "store.sqlite").scores("cpt/no_adaptation")
+                      .items()) for d in (tmp_path / "run", alone)]
     assert answers[0] == answers[1]
     with pytest.raises(ConfigError, match="set one"):
         _cfg("experiment=cpt", "cpt.train_seal=true", "cpt.policy=somewhere")
+    with pytest.raises(ConfigError, match="restem.rounds >= 1"):
+        _cfg("experiment=cpt", "cpt.train_seal=true", "restem.rounds=0")
 
 
 def test_cpt_full_finetuning_path(tmp_path):

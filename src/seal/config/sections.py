@@ -569,6 +569,12 @@ class RunConfig(Section):
     log: LogConfig = resume_safe(default_factory=LogConfig, description="Metric sinks (TensorBoard, W&B).")
 
     @model_validator(mode="after")
+    def _cpt_trains_seal_in_rounds(self):
+        if self.experiment == "cpt" and self.cpt.train_seal and self.restem.rounds < 1:
+            raise ValueError("cpt.train_seal needs restem.rounds >= 1")
+        return self
+
+    @model_validator(mode="after")
     def _label_free_is_knowledge(self):
         if self.needs_generated_questions and self.experiment not in ("knowledge", "learn"):
             raise ValueError("generated questions (restem.reward_questions / eval.questions) are supported by the "

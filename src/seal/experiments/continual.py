@@ -184,7 +184,8 @@ def library_sequence(run: Run, base, s: int, ctxs: list[Context]) -> dict[str, t
                             route=[f"a{a}" for a in picked], activate=model.set_adapter)
     if not cfg.continual.keep_checkpoints:
         shutil.rmtree(lib, ignore_errors=True)
-    final = {on: router.route(t, base) for on, t in texts.items()}  # once all K passages are in the library
+    final = {on: router.route(t, base, vectors=queries if on == cfg.continual.route_on else None)
+             for on, t in texts.items()}  # once all K passages are in the library
     return {on: (sum(r == j for r, (j, _, _) in zip(f, probes)), len(probes)) for on, f in final.items()}
 
 

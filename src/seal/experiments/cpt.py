@@ -55,14 +55,12 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         if k and cfg.data.teacher.enabled:
             edits["teacher_self_edits"] = teacher_self_edits(run, ctxs)
         if k and cfg.cpt.train_seal:
-            policy = base
             for _, policy in policies_by_round(run, base, lambda r: run.training_contexts(pool, r)):
-                pass  # each round's checkpoint is saved and stored; the last one writes the seal row's self-edits
+                pass  # each round frees the one before; the last (restem.rounds >= 1, checked) stays loaded
             edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
             run.free(policy)
-            if policy is not base:  # round 1's SFT merged its LoRA into `base` in place: load it afresh
-                run.free(base)
-                base = run.load()
+            run.free(base)  # round 1's SFT may have merged into it (policies_by_round): load it afresh
+            base = run.load()
         elif k and cfg.cpt.policy:
             policy = run.load(cfg.cpt.policy)
             edits["seal"] = write_self_edits(run, policy, ctxs, "seal")
@@ -127,8 +125,6 @@ def repeated(passages: list, n: int) -> list:
 
 def training_pool(cfg: RunConfig, ctxs: list[Context]) -> list[Context]:
     """The ReST-EM candidates of `cpt.train_seal`: `data.train` without any of the CPT passages."""
-    if cfg.restem.rounds < 1:
-        raise DataError("cpt.train_seal needs restem.rounds >= 1")
     held_out = {c.id for c in ctxs}
     pool = [c for c in read_source(cfg.data.train, cfg) if c.id not in held_out]
     if not pool:

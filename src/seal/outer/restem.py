@@ -59,7 +59,8 @@ def run_round(r: int, run: Run, policy, contexts: list[Context]) -> RoundRecord:
 def policies_by_round(run: Run, base, choose_contexts):
     """Run ReST-EM rounds 1..R (reading back those the store already has), starting from `base`; after each,
     yield (r, the round-r policy, loaded). `choose_contexts(r)` picks the round's training contexts; the
-    choice is recorded in the store."""
+    choice is recorded in the store. When round 1 runs, its SFT merges into `base` in place: a caller that
+    needs the base model afterwards loads it again."""
     policy = base
     done = {rec.round: rec for rec in run.store.rounds()}
     for r in range(1, run.cfg.restem.rounds + 1):
