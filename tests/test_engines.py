@@ -1,10 +1,12 @@
 """Inner-loop engines: the base model is restored exactly; the batched engine equals the reference."""
 
+import itertools
+
 import pytest
 import torch
 
 from seal.domains.base import Job, LoraSpec, OptimSpec, Probe, TrainSequence, UpdatePlan
-from seal.inner.batched import BatchedEngine
+from seal.inner.batched import BatchedEngine, length_groups
 from seal.inner.engine import evaluate
 from seal.inner.sequential import SequentialEngine
 
@@ -67,11 +69,14 @@ def test_adapter_training_lowers_loss(loaded_random):
     assert len(res.step_losses) == 20 and res.step_losses[-1] < 0.95 * res.step_losses[0]
 
 
-def test_batched_equals_sequential(loaded_random):
+@pytest.mark.parametrize("split", [False, True], ids=["one-padded-batch", "micro-batches-by-length"])
+def test_batched_equals_sequential(loaded_random, split):
     """Same seeds and data: per-step losses and greedy answers of every adapter match (fp32, CPU)."""
     jobs = jobs_with_unequal_plans(loaded_random.tokenizer)
     ref = SequentialEngine().run_chunk(loaded_random, jobs)
-    out = evaluate(BatchedEngine(max_adapters_per_batch=8), loaded_random, jobs)
+    engine = BatchedEngine(max_adapters_per_batch=8, split_by_length=split)
+    engine.split_overhead = 0  # these rows are short: without this they would stay one batch
+    out = evaluate(engine, loaded_random, jobs)
     for job, a, b in zip(jobs, ref, out):
         assert len(a.step_losses) == len(b.step_losses) == job.plan.n_steps
         assert a.step_losses == pytest.approx(b.step_losses, rel=1e-4, abs=1e-5)
@@ -152,3 +157,23 @@ def test_first_losses_are_pinned(loaded_random, engine):
     results = evaluate(engine, loaded_random, jobs_with_unequal_plans(loaded_random.tokenizer))
     got = [r.step_losses[:3] for r in results]
     assert got == [pytest.approx(p, rel=1e-5) for p in FIRST_LOSSES]
+
+
+def _cost(lengths, groups, overhead):
+    return sum(max(lengths[i] for i in g) * len(g) + overhead for g in groups)
+
+
+@pytest.mark.parametrize("lengths", [[5], [84, 383, 131, 90, 250, 131, 88, 415], [10, 10, 10, 10],
+                                     [1, 200, 2, 199, 3, 198]])
+def test_length_groups_is_the_cheapest_split_of_the_sorted_rows(lengths):
+    overhead = 64
+    groups = length_groups(lengths, overhead)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))  # a partition of the rows
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = min(_cost(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))], overhead)
+               for n in range(len(order)) for cuts in itertools.combinations(range(1, len(order)), n))
+    assert _cost(lengths, groups, overhead) == best
+    if lengths == [10, 10, 10, 10]:
+        assert groups == [[0, 1, 2, 3]]  # equal lengths: one batch, nothing to gain from a split
+    if lengths == [1, 200, 2, 199, 3, 198]:
+        assert sorted(map(sorted, groups)) == [[0, 2, 4], [1, 3, 5]]

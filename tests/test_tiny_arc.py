@@ -45,3 +45,16 @@ def test_reduced_arc_demo_rewards_vary_and_restem_keeps_the_successes(tmp_path):
     assert kept == {key for key, r in rewards.items() if r > 0 and key[0] not in in_context}
     assert {r["name"] for r in summary["rows"]} == {"icl", "base_self_edits", "oracle_ttt", "seal_round_1"}
     assert summary["configs"]["train_kept_r1"]["n"] == len(kept)
+
+
+def test_arc_ttt_rows_split_by_length_compute_far_fewer_padded_tokens():
+    """What `seal bench arc` times: on the demo's TTT jobs, one padded batch a step computes well over the real
+    tokens (size augmentations double a grid's side); micro-batches by length come close to them."""
+    from seal.bench.arc import arc_jobs, padded_tokens
+
+    _, jobs = arc_jobs(16, seed=0)
+    real, padded = padded_tokens(jobs, 16, split=False)
+    real_split, split = padded_tokens(jobs, 16, split=True)
+    assert real == real_split
+    assert padded > 1.5 * real
+    assert real <= split < 1.2 * real

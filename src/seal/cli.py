@@ -336,6 +336,20 @@ def bench_inner(
               device=device, emit=typer.echo, as_json=json_)
 
 
+@bench_app.command("arc")
+def bench_arc(
+    jobs: int = typer.Option(32, min=1, help="TTT jobs (random tool configs on generated tl_table tasks)."),
+    k: int = typer.Option(16, min=1, help="Adapters per chunk (the tiny ARC demo's)."),
+    seed: int = typer.Option(0, help="Seed of the configs, tasks and adapters."),
+):
+    """ARC test-time training in the batched engine on a CPU: one padded batch per step against micro-batches
+    of similar length, side by side on the same jobs."""
+    from seal.bench.arc import bench_arc as run_bench
+
+    _quiet_libraries()
+    run_bench(jobs, k, seed, emit=typer.echo)
+
+
 @data_app.command("squad")
 def data_squad(source: str = typer.Argument(..., help="Hub id (rajpurkar/squad), local dir, .json or .parquet."),
                out: Path = typer.Option(..., help="Records file to write (.json)."),

@@ -2,18 +2,25 @@
 
 Every adapter keeps the reference engine's semantics (`seal.inner.common`): its own data order, batch size,
 epochs, lr schedule, gradient clipping and AdamW state. At step s each adapter that still has data contributes
-its batch; its loss is the mean over its own loss tokens, and the summed loss is differentiated once (adapters
-share no parameters, so each gets exactly its own gradient). Adapters whose data ran out are masked out of the
+its batch; its loss is the mean over its own loss tokens, and the summed loss is differentiated (adapters share
+no parameters, so each gets exactly its own gradient). Adapters whose data ran out are masked out of the
 update: AdamW would otherwise keep moving them on momentum.
+
+A step's rows come from many adapters and differ in length (ARC's size augmentations double a grid's side).
+Padded to the longest they cost about twice their tokens. With `split_by_length` (`inner.split_by_length`) a
+step's rows are split into micro-batches of similar length (`length_groups`) whose gradients add up before the
+optimiser step: the same update up to float summation order, a fraction of the padding. On a CPU, where compute
+is proportional to tokens, that makes ARC's TTT 1.8x faster (`seal bench arc`); on a GPU, where padding is
+cheaper than extra kernel launches, it is not measured yet, so it is off by default.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -109,9 +116,11 @@ class BatchedEngine:
 
     name = "batched"
 
-    def __init__(self, max_adapters_per_batch: int = 0, eval_batch_size: int = 64):
+    def __init__(self, max_adapters_per_batch: int = 0, eval_batch_size: int = 64, split_by_length: bool = False):
         self.max_adapters = max_adapters_per_batch
         self.eval_batch_size = eval_batch_size
+        self.split_by_length = split_by_length
+        self.split_overhead = 64  # what one more forward pass costs, in padded tokens
         self.memory_share = 1.0  # the part of the device's free memory this engine may plan for (Ray workers
         #                          sharing a GPU set it to their fraction)
 
@@ -160,7 +169,7 @@ class BatchedEngine:
                 for a, ans in zip(batch.adapters, answers)]
 
     @contextmanager
-    def trained(self, loaded, jobs: list[Job]) -> Iterator["AdapterBatch"]:
+    def trained(self, loaded, jobs: list[Job]) -> Iterator[AdapterBatch]:
         """Train one adapter per job (one LoRA shape) and yield them, routed and exportable; the base model is
         restored when the block ends."""
         spec = jobs[0].plan.lora
@@ -219,14 +228,22 @@ class BatchedEngine:
             a = adapters[k]
             rows += [a.job.plan.sequences[i] for i in a.steps[s]]
             owner += [k] * len(a.steps[s])
-        ids, attn, lmask = collate(rows, device)
-        owner_t = torch.tensor(owner, device=device)
-        with router.route(owner_t):
-            logits = model(input_ids=ids, attention_mask=attn).logits
-        tok_loss, n_tok = row_token_losses(logits, ids, lmask)
         k_total = len(adapters)
-        loss_sum = torch.zeros(k_total, device=device).index_add(0, owner_t, tok_loss)
-        tok_sum = torch.zeros(k_total, device=device).index_add(0, owner_t, n_tok)
+        groups = (length_groups([len(r.input_ids) for r in rows], self.split_overhead) if self.split_by_length
+                  else [list(range(len(rows)))])
+        tok_sum = torch.zeros(k_total, device=device)
+        for r, k in zip(rows, owner):
+            tok_sum[k] += float(sum(r.loss_mask[1:]))
+        loss_sum = torch.zeros(k_total, device=device)
+        for group in groups:
+            ids, attn, lmask = collate([rows[i] for i in group], device)
+            owner_t = torch.tensor([owner[i] for i in group], device=device)
+            with router.route(owner_t):
+                logits = model(input_ids=ids, attention_mask=attn).logits
+            tok_loss, _ = row_token_losses(logits, ids, lmask)
+            share = tok_loss / tok_sum[owner_t].clamp(min=1)  # each row's part of its adapter's mean loss
+            torch.where(torch.isfinite(share), share, torch.zeros_like(share)).sum().backward()
+            loss_sum.index_add_(0, owner_t, tok_loss.detach())
         per_adapter = loss_sum / tok_sum.clamp(min=1)
         on = torch.zeros(k_total, dtype=torch.bool, device=device)
         on[active] = True
@@ -235,7 +252,6 @@ class BatchedEngine:
             if not finite[k]:
                 adapters[k].failed = f"non-finite loss at step {s}"
         on &= finite
-        torch.where(on, per_adapter, torch.zeros_like(per_adapter)).sum().backward()
         for k in active:
             if adapters[k].failed is None:
                 adapters[k].losses.append(per_adapter[k].item())
@@ -265,3 +281,24 @@ class BatchedEngine:
             for (k, _), text in zip(batch, texts):
                 answers[k].append(text)
         return answers
+
+
+def length_groups(lengths: list[int], overhead: int = 64) -> list[list[int]]:
+    """Indices of rows split into micro-batches of similar length: the split that minimises the padded tokens
+    (each micro-batch costs its longest row times its rows) plus `overhead` tokens per micro-batch (the cost of
+    one more forward pass). Exact, by dynamic programming over the rows sorted by length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the j shortest rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = lengths[order[j - 1]]
+        for i in range(j):
+            cost = best[i] + longest * (j - i) + overhead
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], n
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]

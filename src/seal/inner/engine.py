@@ -28,7 +28,7 @@ def make_engine(cfg: InnerConfig) -> Engine:
         return SequentialEngine(cfg.eval_batch_size)
     from seal.inner.batched import BatchedEngine
 
-    return BatchedEngine(cfg.max_adapters_per_batch, cfg.eval_batch_size)
+    return BatchedEngine(cfg.max_adapters_per_batch, cfg.eval_batch_size, cfg.split_by_length)
 
 
 def evaluate(engine: Engine, loaded, jobs: list[Job],
