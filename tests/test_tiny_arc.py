@@ -8,7 +8,7 @@ from seal.world.tiny_arc import ASSET_DIR
 
 pytestmark = pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason="checkpoint not shipped")
 
-REDUCED = ["data.n_eval=4", "arc.per_family=6", "restem.n_passages=6", "restem.samples=6",
+REDUCED = ["data.n_eval=4", "arc.per_family=6", "restem.rounds=1", "restem.n_passages=6", "restem.samples=6",
            "restem.top_k=6", "eval.samples=2", "generation.batch_size=16", "model.device=cpu"]
 
 
