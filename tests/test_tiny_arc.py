@@ -45,6 +45,14 @@ def test_reduced_arc_demo_rewards_vary_and_restem_keeps_the_successes(tmp_path):
     assert kept == {key for key, r in rewards.items() if r > 0 and key[0] not in in_context}
     assert {r["name"] for r in summary["rows"]} == {"icl", "base_self_edits", "oracle_ttt", "seal_round_1"}
     assert summary["configs"]["train_kept_r1"]["n"] == len(kept)
+    # the orderings a run this small can show; margins from this reduced run at seeds 0-2 (docs/arc.md):
+    acc = {r["name"]: r["accuracy"] for r in summary["rows"]}
+    assert acc["oracle_ttt"] - acc["icl"] >= 0.25  # TTT with a good config beats in-context (+50 at each seed)
+    configs = summary["configs"]
+    # the reward favours the output-only loss; the filter selects it (+0.4 / +0.3 / +0.5) and the policy moves
+    # toward it (+0.12 / +0.50 / +0.46)
+    assert configs["train_kept_r1"]["output_only"] >= configs["train_r1"]["output_only"] + 0.2
+    assert configs["eval_seal_r1"]["output_only"] > configs["eval_base_r0"]["output_only"]
 
 
 def test_arc_ttt_rows_split_by_length_compute_far_fewer_padded_tokens():
