@@ -1,7 +1,9 @@
-"""`seal bench inner`: both engines measured on the same plans, one JSON object per K."""
+"""`seal bench inner`: both engines measured on the same plans, one JSON object per K; `seal bench arc`: both
+step layouts on the same ARC jobs."""
 
 import json
 
+import pytest
 import torch
 
 from seal.bench.inner import BenchSize, bench_inner, make_jobs, preset_model
@@ -51,3 +53,20 @@ def test_preset_model_is_random_in_its_dtype_and_cut_for_rehearsals():
     assert torch.isfinite(model(input_ids=torch.tensor([[1, 2, 3]])).logits).all()
     again = preset_model("qwen2.5-7b", 1, "cpu", torch.bfloat16, width_divisor=16)
     assert torch.equal(again.lm_head.weight, model.lm_head.weight)
+
+
+def test_bench_arc_times_both_settings_on_the_same_jobs():
+    from typer.testing import CliRunner
+
+    from seal.cli import app
+    from seal.world.tiny_arc import ASSET_DIR
+
+    if not (ASSET_DIR / "config.json").exists():
+        pytest.skip("tiny ARC checkpoint not shipped")
+    out = CliRunner().invoke(app, ["bench", "arc", "--jobs", "2", "--k", "2"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert any(line.startswith("one padded batch a step") for line in lines)
+    assert any(line.startswith("micro-batches by length") for line in lines)
+    verdict = next(line for line in lines if line.startswith("speedup "))
+    assert "identical answers on 2 of 2 jobs" in verdict  # two jobs at moderate lr: the same adapters

@@ -141,7 +141,7 @@ def resume_safe_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> se
     declared with `resume_safe`.
 
     >>> sorted(k for k in resume_safe_keys() if k.startswith("inner."))
-    ['inner.eval_batch_size', 'inner.max_adapters_per_batch']
+    ['inner.eval_batch_size', 'inner.max_adapters_per_batch', 'inner.split_by_length']
     """
     out = set()
     for name, f in model.model_fields.items():
