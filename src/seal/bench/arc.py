@@ -55,13 +55,12 @@ def arc_jobs(n: int, seed: int = 0, max_examples: int = 24) -> tuple[object, lis
 def padded_tokens(jobs: list[Job], k: int, split: bool) -> tuple[int, int]:
     """Tokens a run of `jobs` in chunks of `k` computes on, padded (or split) as the engine does, and the real
     tokens among them."""
-    from seal.inner.batched import length_groups
+    from seal.inner.batched import BatchedEngine, length_groups
     from seal.inner.common import step_batches
 
-    order = sorted(range(len(jobs)), key=lambda i: (-jobs[i].plan.n_steps, i))
     real = computed = 0
-    for c in range(0, len(order), k):
-        chunk = [jobs[i] for i in order[c:c + k]]
+    for idx in BatchedEngine(k).chunks(None, jobs):  # the engine's own chunking (k fixed: no model needed)
+        chunk = [jobs[i] for i in idx]
         steps = [step_batches(len(j.plan.sequences), j.plan.optim, j.seed) for j in chunk]
         for s in range(max(len(x) for x in steps)):
             lengths = [len(j.plan.sequences[i].input_ids) for j, x in zip(chunk, steps) if s < len(x) for i in x[s]]
@@ -84,8 +83,8 @@ def bench_arc(n: int = 32, k: int = 16, seed: int = 0, emit=print) -> dict:
     for split in (False, True):
         t0 = time.perf_counter()
         results[split] = evaluate(BatchedEngine(k, eval_batch_size=128, split_by_length=split), loaded, jobs)
-        real, computed = padded_tokens(jobs, k, split)
-        rows.append(ArcBenchRow(split, time.perf_counter() - t0, n, real, computed))
+        seconds = time.perf_counter() - t0
+        rows.append(ArcBenchRow(split, seconds, n, *padded_tokens(jobs, k, split)))
         r = rows[-1]
         emit(f"{'micro-batches by length' if split else 'one padded batch a step':<24}  {r.seconds:7.1f} s  "
              f"{r.s_per_config:6.2f} s/config  tokens computed {r.computed_tokens / r.real_tokens:4.2f}x the real")

@@ -26,7 +26,16 @@ import torch
 
 from seal.domains.base import InnerResult, Job, LoraSpec
 from seal.generate import greedy_answers
-from seal.inner.common import ADAM_BETAS, ADAM_EPS, collate, lora_a_init, lr_factor, row_token_losses, step_batches
+from seal.inner.common import (
+    ADAM_BETAS,
+    ADAM_EPS,
+    collate,
+    lora_a_init,
+    loss_tokens,
+    lr_factor,
+    row_token_losses,
+    step_batches,
+)
 from seal.inner.lora import MultiLoraLinear, multi_lora
 from seal.model import default_target_modules
 
@@ -233,7 +242,7 @@ class BatchedEngine:
                   else [list(range(len(rows)))])
         tok_sum = torch.zeros(k_total, device=device)
         for r, k in zip(rows, owner):
-            tok_sum[k] += float(sum(r.loss_mask[1:]))
+            tok_sum[k] += loss_tokens(r)
         loss_sum = torch.zeros(k_total, device=device)
         for group in groups:
             ids, attn, lmask = collate([rows[i] for i in group], device)

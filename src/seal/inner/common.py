@@ -62,6 +62,12 @@ def collate(seqs: list[TrainSequence], device) -> tuple[torch.Tensor, torch.Tens
     return ids.to(device), attn.to(device), lmask.to(device)
 
 
+def loss_tokens(seq: TrainSequence) -> int:
+    """The tokens of `seq` that carry loss, counted as `row_token_losses` counts them (the first token is never
+    predicted)."""
+    return sum(seq.loss_mask[1:])
+
+
 def row_token_losses(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor):
     """Next-token cross-entropy summed per row, and the number of loss tokens per row.
 

@@ -21,7 +21,7 @@ import torch
 
 from seal.domains.base import OptimSpec, TrainSequence, UpdateSpec
 from seal.files import atomic_dir
-from seal.inner.common import ADAM_BETAS, ADAM_EPS, collate, lr_factor, row_token_losses, step_batches
+from seal.inner.common import ADAM_BETAS, ADAM_EPS, collate, loss_tokens, lr_factor, row_token_losses, step_batches
 from seal.progress import log, progress
 
 
@@ -55,8 +55,7 @@ def train_steps(model, sequences: list[TrainSequence], optim: OptimSpec, grad_ac
     model.train()
     with progress(description, len(steps)) as advance:
         for micro_batches in steps:
-            # loss tokens of the whole step, counted as row_token_losses counts them
-            n_loss = sum(sum(sequences[i].loss_mask[1:]) for mb in micro_batches for i in mb)
+            n_loss = sum(loss_tokens(sequences[i]) for mb in micro_batches for i in mb)
             total = 0.0
             for mb in micro_batches:
                 ids, attn, lmask = collate([sequences[i] for i in mb], device)
