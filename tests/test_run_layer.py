@@ -276,3 +276,68 @@ def test_hold_out_decides_which_generated_questions_reward_a_training_passage(tm
     assert got["reported"][0] == {"train": ["s1?", "s2?", "r1?", "gold train?"],
                                   "eval": ["s1?", "s2?", "gold eval?"]}
     assert got["all"][1] == [True, False] and got["reported"][1] == [True, False, True]
+
+
+class _RoundRun:
+    """Just what `run_round` calls: every training context gets `samples` self-edits whose rewards are given,
+    and a backend that records whether the M-step ran."""
+
+    def __init__(self, path, rewards: dict[tuple[str, int], float], **restem):
+        from seal.metrics import Metrics
+        from seal.store import Store
+
+        self.cfg = RunConfig(restem={"samples": 2, "repeats": 1, "top_k": 2, **restem})
+        self.dir, self.store, self.metrics, self.rewards = path, Store(path / "store.sqlite"), Metrics(), rewards
+        self.calls: list[str] = []
+        backend = self
+
+        class Backend:
+            def sft(self, policy, examples, ckpt, seed):
+                backend.calls.append(f"sft on {len(examples)}")
+                return ckpt
+
+            def save_copy(self, policy, ckpt):
+                backend.calls.append("unchanged")
+                return ckpt
+
+        self.backend = Backend()
+
+    def reward_contexts(self, contexts):
+        return contexts
+
+    def reward_scores(self, scores):
+        return scores
+
+    def sample(self, phase, r, policy, contexts, k, who):
+        from seal.domains.base import SelfEdit
+
+        return {(c.id, s): SelfEdit(c.id, f"prompt {c.id}", f"edit {s}", who, s) for c in contexts for s in range(k)}
+
+    def score(self, phase, r, policy, items):
+        from seal.domains.base import Score
+        from seal.store import ScoreKey
+
+        def acc(it):
+            return 0.0 if not it.adapt else self.rewards[(it.context.id, it.sample)]
+
+        return {ScoreKey(phase, r, it.context.id, it.sample, it.repeat): Score([True] * int(4 * acc(it)) +
+                                                                            [False] * (4 - int(4 * acc(it))), [])
+                for it in items}
+
+
+@pytest.mark.parametrize("min_kept, expect", [(1, "sft on 2"), (2, "sft on 2"), (3, "unchanged")])
+def test_a_round_that_keeps_fewer_than_min_kept_leaves_the_policy_unchanged(tmp_path, min_kept, expect):
+    from seal.domains.base import Context
+    from seal.outer.restem import run_round
+    from seal.report import rounds_table
+    from seal.results import round_rows
+
+    rewards = {("a", 0): 0.5, ("a", 1): 0.0, ("b", 0): 0.0, ("b", 1): 0.25}  # two self-edits beat no adaptation
+    run = _RoundRun(tmp_path, rewards, min_kept=min_kept)
+    rec = run_round(1, run, policy=None, contexts=[Context(c, c, "text", ()) for c in "ab"])
+    assert run.calls == [expect] and rec.n_kept == 2
+    assert sorted(run.store.kept(1)) == [("a", 0, 0.5), ("b", 1, 0.25)]  # what was kept is recorded either way
+    (row,) = round_rows(run.store, min_kept)
+    assert row.policy_updated == (expect != "unchanged")
+    kept_cell = rounds_table(Summary("knowledge", "t", [], [row])).cells[0][4]
+    assert kept_cell == ("2" if row.policy_updated else "2 (policy unchanged)")

@@ -44,7 +44,8 @@ def comparisons_table(summary: Summary) -> Table:
 def rounds_table(summary: Summary) -> Table:
     return Table("ReST-EM rounds", ["round", "mean reward", "no adaptation", "scored", "kept", "seconds"],
                  [[str(r.round), f"{100 * r.mean_reward:.1f}", f"{100 * r.mean_baseline:.1f}", str(r.n_scored),
-                   str(r.n_kept), f"{r.seconds:.0f}"] for r in summary.rounds])
+                   str(r.n_kept) if r.policy_updated else f"{r.n_kept} (policy unchanged)", f"{r.seconds:.0f}"]
+                  for r in summary.rounds])
 
 
 def heatmap_cells(h: Heatmap) -> tuple[list[str], list[list[str]]]:

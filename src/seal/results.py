@@ -76,6 +76,7 @@ class RoundRow:
     n_scored: int
     n_kept: int
     seconds: float
+    policy_updated: bool = True  # False: nothing kept, or fewer than restem.min_kept; the M-step was skipped
 
 
 @dataclass
@@ -204,6 +205,8 @@ def best_of(rows: list[Row], names: list[str]) -> str | None:
     return max(have, key=lambda r: r.accuracy).name if have else None
 
 
-def round_rows(store: Store) -> list[RoundRow]:
-    return [RoundRow(r.round, r.mean_reward, r.mean_baseline, r.n_scored, r.n_kept, r.seconds)
-            for r in store.rounds()]
+def round_rows(store: Store, min_kept: int = 1) -> list[RoundRow]:
+    """The store's ReST-EM rounds; a round that kept fewer than `min_kept` (`restem.min_kept`) left the policy
+    unchanged (`seal.outer.restem.run_round`)."""
+    return [RoundRow(r.round, r.mean_reward, r.mean_baseline, r.n_scored, r.n_kept, r.seconds,
+                     policy_updated=r.n_kept >= max(1, min_kept)) for r in store.rounds()]

@@ -68,7 +68,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
 
         profiles, rewards = config_profiles(run.store), config_rewards(run.store)
         return run.finish(Summary(
-            "arc", cfg.name, rows, round_rows(run.store), title="held-out tasks", unit="tasks",
+            "arc", cfg.name, rows, round_rows(run.store, cfg.restem.min_kept), title="held-out tasks", unit="tasks",
             data={"engine": run.backend.engine_name, "backend": run.backend.name, "configs": profiles,
                   "config_rewards": rewards}, sections=config_sections(profiles, rewards),
             comparisons=run.compare(rows, comparison_pairs(rows))))

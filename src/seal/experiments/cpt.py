@@ -95,7 +95,8 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
         # --- summary ---
         updates = {name: json.loads(run.store.get_meta(f"cpt/{name}/update")) for name in corpora}
         return run.finish(Summary(
-            "cpt", cfg.name, rows, round_rows(run.store), title=f"CPT: {len(ctxs)} passages in one update",
+            "cpt", cfg.name, rows, round_rows(run.store, cfg.restem.min_kept),
+            title=f"CPT: {len(ctxs)} passages in one update",
             data={"updates": updates, "n_passages": len(ctxs), "samples": k, "mode": cfg.cpt.update.mode},
             comparisons=run.compare(rows, PAIRS),
             sections=[updates_table(updates)] if updates else []))

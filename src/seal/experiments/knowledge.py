@@ -77,7 +77,7 @@ def main(cfg: RunConfig, run_dir: str | Path) -> Summary:
             data["questions"] = questions_report(run.questions.values())
         if cfg.restem.reward_questions == "generated" and cfg.restem.rounds and all(c.questions for c in rl_passages):
             data["reward_agreement"] = {"round": 1, **run.reward_agreement(1)}
-        return run.finish(Summary("knowledge", cfg.name, rows, round_rows(run.store), data=data,
+        return run.finish(Summary("knowledge", cfg.name, rows, round_rows(run.store, cfg.restem.min_kept), data=data,
                                   comparisons=run.compare(rows, comparison_pairs(rows))))
 
 

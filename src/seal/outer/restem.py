@@ -40,11 +40,12 @@ def run_round(r: int, run: Run, policy, contexts: list[Context]) -> RoundRecord:
     log.info("round %d: mean reward %.3f (no adaptation %.3f); kept %d of %d self-edits", r,
              mean([s.accuracy for s in scores.values()]), mean(list(baselines.values())), len(kept), len(edits))
     ckpt = run.dir / "checkpoints" / f"round-{r}"
-    if kept:
+    if kept and len(kept) >= cfg.restem.min_kept:
         examples = [(edits[(c, s)].prompt, edits[(c, s)].completion) for c, s, _ in kept]
         ckpt = run.backend.sft(policy, examples, ckpt, seed=cfg.seed + r)
     else:
-        log.warning("round %d kept no self-edit; the policy is saved unchanged", r)
+        why = f", fewer than restem.min_kept={cfg.restem.min_kept}" if kept else ""
+        log.warning("round %d kept %d self-edits%s; the policy is saved unchanged", r, len(kept), why)
         ckpt = run.backend.save_copy(policy, ckpt)
     rec = RoundRecord(round=r, checkpoint=str(ckpt), n_kept=len(kept),
                       mean_reward=mean([s.accuracy for s in scores.values()]),
