@@ -167,7 +167,7 @@ LEARN_DEMO_DOCUMENTS, LEARN_DEMO_CONTROL = 24, 24
 
 @app.command()
 def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 9 min), cpt (8 min), continual "
-                                                       "(9 min), arc (14 min), label-free (9 min) or learn "
+                                                       "(9 min), arc (16 min), label-free (9 min) or learn "
                                                        "(7 min)."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),
          set_: list[str] = SetOpt):

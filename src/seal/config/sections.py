@@ -246,8 +246,8 @@ class RestEMConfig(Section):
     min_reward: float = Field(0.0, ge=0.0, le=1.0, description="Keep only self-edits with mean reward above this.")
     min_kept: int = Field(
         1, ge=1, le=100_000, description="Run the M-step only when a round keeps at least this many self-edits; "
-        "with fewer the policy goes to the next round unchanged (a small policy finetuned for several epochs on one "
-        "or two kept self-edits collapses onto their particular choices; docs/arc.md)."
+        "with fewer the policy goes to the next round unchanged (a guard against finetuning for several epochs on "
+        "one or two kept self-edits; tried on the tiny ARC demo, docs/arc.md)."
     )
     resample_passages: bool = Field(True, description="Draw new training passages each round.")
     reward_questions: Literal["gold", "generated"] = Field(
