@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
 
 from seal.domains.base import Context, Score, mean
+from seal.outer.selection import updates_policy
 from seal.stats import bootstrap_ci, paired_comparison
 from seal.store import ScoreKey, Store
 
@@ -209,4 +210,4 @@ def round_rows(store: Store, min_kept: int = 1) -> list[RoundRow]:
     """The store's ReST-EM rounds; a round that kept fewer than `min_kept` (`restem.min_kept`) left the policy
     unchanged (`seal.outer.restem.run_round`)."""
     return [RoundRow(r.round, r.mean_reward, r.mean_baseline, r.n_scored, r.n_kept, r.seconds,
-                     policy_updated=r.n_kept >= max(1, min_kept)) for r in store.rounds()]
+                     policy_updated=updates_policy(r.n_kept, min_kept)) for r in store.rounds()]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from seal.domains.base import Context, mean
-from seal.outer.selection import keep_best, rewards_by_self_edit
+from seal.outer.selection import keep_best, rewards_by_self_edit, updates_policy
 from seal.progress import log
 from seal.run import Item, Run
 from seal.store import RoundRecord
@@ -40,7 +40,7 @@ def run_round(r: int, run: Run, policy, contexts: list[Context]) -> RoundRecord:
     log.info("round %d: mean reward %.3f (no adaptation %.3f); kept %d of %d self-edits", r,
              mean([s.accuracy for s in scores.values()]), mean(list(baselines.values())), len(kept), len(edits))
     ckpt = run.dir / "checkpoints" / f"round-{r}"
-    if kept and len(kept) >= cfg.restem.min_kept:
+    if updates_policy(len(kept), cfg.restem.min_kept):
         examples = [(edits[(c, s)].prompt, edits[(c, s)].completion) for c, s, _ in kept]
         ckpt = run.backend.sft(policy, examples, ckpt, seed=cfg.seed + r)
     else:

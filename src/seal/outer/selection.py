@@ -44,3 +44,13 @@ def keep_best(rewards: dict[tuple[str, int], float], baselines: dict[str, float]
                 continue
             kept.append((ctx, sample, r))
     return kept
+
+
+def updates_policy(n_kept: int, min_kept: int) -> bool:
+    """Whether a round that kept `n_kept` self-edits runs its M-step (`restem.min_kept`, at least 1); otherwise
+    the policy goes to the next round unchanged.
+
+    >>> updates_policy(0, 1), updates_policy(2, 3), updates_policy(3, 3)
+    (False, False, True)
+    """
+    return n_kept >= max(1, min_kept)
