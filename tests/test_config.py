@@ -63,6 +63,14 @@ def test_heldout_wording_is_for_the_built_in_world_only():
         load_config(None, ["data.eval.kind=squad", "data.eval.path=x", "data.eval.wording=heldout"])
 
 
+def test_rl_passages_may_use_the_reward_wording_but_never_the_held_out_one():
+    for wording in ("reward", "mixed", "every"):
+        cfg = load_config("configs/tiny/knowledge.yaml", [f"data.train.wording={wording}"])
+        assert cfg.data.train.wording == wording
+    with pytest.raises(ConfigError, match="data.train.wording: `heldout` would ask the RL passages"):
+        load_config("configs/tiny/knowledge.yaml", ["data.train.wording=heldout"])
+
+
 def test_overrides_parse_yaml_scalars():
     cfg = load_config(None, ["inner.lr=3e-4", "inner.target_modules=[q_proj, k_proj]", "restem.rounds=0",
                              "inner.max_grad_norm=null"])

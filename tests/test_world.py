@@ -6,7 +6,7 @@ import re
 import pytest
 
 from seal.world.corpus import STYLE_WEIGHTS, document_text, epoch_documents, self_edit
-from seal.world.generator import World, default_world
+from seal.world.generator import WORDINGS, World, default_world
 from seal.world.templates import KINDS
 
 
@@ -117,32 +117,67 @@ def _content_trigrams(text: str) -> set[tuple[str, str, str]]:
     return out
 
 
+def _content_words(template: str) -> tuple[str, ...]:
+    return tuple(sorted(w for w in re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", template).lower()) if w not in STOPWORDS))
+
+
 def test_heldout_wordings_share_no_content_trigram_with_what_the_model_learns_from(world, corpus):
     """The held-out question wordings: none of their content-word trigrams occurs in pretraining (passages,
     notes, closed-book QA, the self-edit demonstrations; two epochs' renderings) or in the RL passages'
-    questions, none is a standard template with its words reordered, and every word is one pretraining used."""
-    texts = corpus + [q.question for c in world.split("train") for q in c.questions]
+    questions (in every wording RL may ask them), none is a standard template with its words reordered, and every
+    word is one pretraining used."""
+    texts = corpus + [q.question for wording in WORDINGS if wording != "heldout" for c in world.split("train", wording)
+                      for q in c.questions]
     seen = set().union(*(_content_trigrams(t) for t in texts))
     vocab = {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
-    standard = {tuple(sorted(w for w in re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower()) if w not in STOPWORDS))
-                for spec in KINDS.values() for rel in spec.relations for t in spec.question_templates(rel)}
+    standard = {_content_words(t) for spec in KINDS.values() for rel in spec.relations
+                for t in spec.question_templates(rel)}
     for kind, spec in KINDS.items():
         assert set(spec.heldout) == set(spec.relations), kind
         for rel, templates in spec.heldout.items():
             for t in templates:
                 words = re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower())
                 assert not _content_trigrams(t) & seen, (kind, rel, t, _content_trigrams(t) & seen)
-                assert tuple(sorted(w for w in words if w not in STOPWORDS)) not in standard, (kind, rel, t)
+                assert _content_words(t) not in standard, (kind, rel, t)
                 assert set(words) <= vocab, (kind, rel, t, set(words) - vocab)
     # the check can fail: a standard wording's trigram is in what the model learned from
     assert ("industry", "most", "people") in _content_trigrams("In which industry do most people in {name} work?") & seen
 
 
-def test_heldout_wording_asks_the_same_questions_of_the_same_passages(world):
-    standard, heldout = world.split("eval"), world.split("eval", "heldout")
-    assert [(c.id, c.text) for c in standard] == [(c.id, c.text) for c in heldout]
-    for s, h in zip(standard, heldout):
+def test_reward_wordings_are_neither_standard_nor_heldout(world, corpus):
+    """The reward wordings (RL passages' questions under `wording: reward`): none is a standard or held-out
+    template with its words reordered, none shares a content-word trigram with a held-out one, and every word is
+    one pretraining used."""
+    vocab = {w for t in corpus for w in re.findall(r"[a-z]+", t.lower())}
+    for kind, spec in KINDS.items():
+        assert set(spec.reward) == set(spec.relations), kind
+        standard = {_content_words(t) for rel in spec.relations for t in spec.question_templates(rel)}
+        heldout = [t for ts in spec.heldout.values() for t in ts]
+        heldout_trigrams = set().union(*(_content_trigrams(t) for t in heldout))
+        for rel, templates in spec.reward.items():
+            for t in templates:
+                assert _content_words(t) not in standard | {_content_words(h) for h in heldout}, (kind, rel, t)
+                assert not _content_trigrams(t) & heldout_trigrams, (kind, rel, t)
+                assert set(re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower())) <= vocab, (kind, rel, t)
+    # the check can fail: a standard template reordered has the same content words
+    assert _content_words("Which year was {name} born in?") in {
+        _content_words(t) for t in KINDS["person"].question_templates("birth_year")}
+
+
+@pytest.mark.parametrize("wording", ["heldout", "reward"])
+def test_other_wordings_ask_the_same_questions_of_the_same_passages(world, wording):
+    standard, other = world.split("eval"), world.split("eval", wording)
+    assert [(c.id, c.text) for c in standard] == [(c.id, c.text) for c in other]
+    for s, h in zip(standard, other):
         assert [q.answers for q in s.questions] == [q.answers for q in h.questions]
         assert all(a.question != b.question for a, b in zip(s.questions, h.questions))
     with pytest.raises(ValueError, match="wording"):
         world.split("eval", "paraphrased")
+
+
+def test_mixed_and_every_wordings_ask_each_question_more_than_once(world):
+    for s, r, m, e in zip(*(world.split("train", w) for w in ("standard", "reward", "mixed", "every"))):
+        assert m.questions == s.questions + r.questions and (m.id, m.text) == (s.id, s.text) == (e.id, e.text)
+        # `every`: each question in both of its relation's templates, the standard one among them
+        assert len(e.questions) == 2 * len(s.questions) and set(s.questions) <= set(e.questions)
+        assert [q.answers for q in e.questions] == [q.answers for q in s.questions for _ in range(2)]

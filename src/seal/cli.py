@@ -166,7 +166,7 @@ LEARN_DEMO_DOCUMENTS, LEARN_DEMO_CONTROL = 24, 24
 
 
 @app.command()
-def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 9 min), cpt (8 min), continual "
+def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 10 min), cpt (8 min), continual "
                                                        "(9 min), arc (16 min), label-free (9 min) or learn "
                                                        "(7 min)."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),

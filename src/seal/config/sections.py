@@ -57,9 +57,12 @@ class SourceConfig(Section):
     split: str | None = Field(
         None, description="`datasets` split for squad (train/validation); `train` or `eval` for the world."
     )
-    wording: Literal["standard", "heldout"] = Field(
-        "standard", description="`world`: ask the questions in the templates of pretraining (`standard`) or in "
-        "held-out wordings that pretraining, RL and the self-edit demonstrations never use (`heldout`)."
+    wording: Literal["standard", "heldout", "reward", "mixed", "every"] = Field(
+        "standard", description="`world`: ask the questions in the templates of pretraining (`standard`), in "
+        "held-out wordings that pretraining, RL and the self-edit demonstrations never use (`heldout`), in "
+        "wordings of their own for the RL passages' reward (`reward`), each question in both the standard and the "
+        "reward wording (`mixed`), or in every standard template of its relation (`every`, what the tiny demo's "
+        "RL passages use; docs/tiny-world.md)."
     )
 
     @model_validator(mode="after")
@@ -126,6 +129,13 @@ class DataConfig(Section):
     )
     teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="Teacher self-edits (optional).")
     max_records: int | None = Field(None, ge=1, description="Read at most this many records per file.")
+
+    @model_validator(mode="after")
+    def _heldout_stays_held_out(self):
+        if self.train.wording == "heldout":
+            raise ValueError("data.train.wording: `heldout` would ask the RL passages in the wordings kept for "
+                             "the table (data.eval.wording); use `standard` or `reward`")
+        return self
 
 
 # --- generation ----------------------------------------------------------------------------------------

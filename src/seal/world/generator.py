@@ -45,7 +45,9 @@ SPLIT_SIZES = {  # passages per kind and split
 # and every derived one: the derived facts are what a self-edit can add and repeating the passage cannot. Pretraining
 # and demonstration entities keep (3, 3), which the shipped model's corpus was drawn with.
 N_QUESTIONS = {"pretrain": (3, 3), "train": (1, None), "eval": (1, None), "demo": (3, 3)}
-WORDINGS = ("standard", "heldout")  # how questions are asked: the templates of pretraining, or held-out ones
+# how questions are asked: pretraining's templates, held-out ones, reward ones, each question both in the
+# standard and the reward wording (`mixed`), or in every standard template of its relation (`every`)
+WORDINGS = ("standard", "heldout", "reward", "mixed", "every")
 QA_FRACTION = 0.75  # pretraining entities with closed-book QA in the corpus; the rest measure generalisation
 DEMO_NAMES = {"person": 1200, "company": 150, "school": 150, "town": 150}  # reserved for demonstrations
 
@@ -181,14 +183,20 @@ class World:
         return self.render(ent, random.Random(f"{self.seed}-passage-{ent.name}"))
 
     def context(self, ent: Entity, wording: str = "standard") -> Context:
-        """The entity's passage and questions; `wording="heldout"` asks the same questions in the held-out
-        wordings (`KindSpec.heldout`). The passage, its id and the answers are the same either way."""
+        """The entity's passage and questions; `wording="heldout"` or `"reward"` asks the same questions in
+        other wordings (`KindSpec.heldout`, `KindSpec.reward`). The passage, its id and the answers are the same
+        either way."""
         if wording not in WORDINGS:
             raise ValueError(f"unknown question wording '{wording}' ({', '.join(WORDINGS)})")
         text = " ".join(s for _, s in self.sentences(ent))
         spec = KINDS[ent.kind]
-        qas = tuple(QA((spec.heldout_template(rel, t) if wording == "heldout" else t).format(**ent.fields), answer)
-                    for rel, t, answer in ent.questions)
+        if wording == "every":
+            qas = tuple(QA(t.format(**ent.fields), answer) for rel, _, answer in ent.questions
+                        for t in spec.question_templates(rel))
+        else:
+            wordings = ("standard", "reward") if wording == "mixed" else (wording,)
+            qas = tuple(QA(spec.reworded(w, rel, t).format(**ent.fields), answer)
+                        for w in wordings for rel, t, answer in ent.questions)
         return Context(context_id(ent.name, text), ent.name, text, qas, payload=ent)
 
     def split(self, name: str, wording: str = "standard") -> list[Context]:

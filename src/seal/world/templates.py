@@ -10,7 +10,11 @@ appends to the passage sentence it follows from (`source`, `clause`): "Ada Lowel
 + ", in Vetland". `restate`: stated facts in other words. `heldout`: each relation's question in a wording that
 pretraining, the RL passages' questions and the self-edit demonstrations never use (no content-word 3-gram in
 common with them; tests/test_world.py checks), for asking the table's questions in words the policy cannot
-have learned from its reward (`data.eval.wording: heldout`).
+have learned from its reward (`data.eval.wording: heldout`). `reward`: each relation's question in a third
+wording, neither a standard template with its words reordered nor sharing a content-word 3-gram with a held-out
+one, for scoring the RL passages (`data.train.wording: reward`): the policy never sees its reward's questions,
+so a reward in wordings its self-edits never write pays for facts stored in any form, not for copying the
+questions' templates (docs/tiny-world.md).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class KindSpec:
     restate: dict[str, list[str]]
     bridges: list[tuple[str, str, str]]  # (subject field, relation, value field) of facts about second entities
     heldout: dict[str, list[str]]  # relation -> question wordings never used in pretraining, RL or demonstrations
+    reward: dict[str, list[str]]  # relation -> question wordings for scoring RL passages (`wording: reward`)
     answers: dict[str, str] = field(default_factory=dict)  # relation -> answer field when they differ
 
     def answer_field(self, relation: str) -> str:
@@ -47,9 +52,12 @@ class KindSpec:
     def question_templates(self, relation: str) -> list[str]:
         return self.direct.get(relation) or self.derived[relation].questions
 
-    def heldout_template(self, relation: str, template: str) -> str:
-        """The held-out wording standing in for `template` (one of the relation's question templates)."""
-        alternatives = self.heldout[relation]
+    def reworded(self, wording: str, relation: str, template: str) -> str:
+        """The `heldout` or `reward` wording standing in for `template` (one of the relation's question
+        templates); `standard` returns it unchanged."""
+        if wording == "standard":
+            return template
+        alternatives = getattr(self, wording)[relation]
         return alternatives[self.question_templates(relation).index(template) % len(alternatives)]
 
 
@@ -111,6 +119,17 @@ PERSON = KindSpec(
         "school_city": ["Which city is the school of {name} located in?"],
         "employer_city": ["Which city are the offices of the employer of {name} in?"],
     },
+    reward={
+        "birth_year": ["Which year is the birth year of {name}?"],
+        "birth_city": ["{name} comes from which city?"],
+        "occupation": ["What job does {name} do?"],
+        "school": ["{name} went to which school?"],
+        "employer": ["{name} is employed by which company?"],
+        "birth_country": ["{name} comes from which country?"],
+        "field": ["{name} earns a living in which field?"],
+        "school_city": ["{name} went to school in which city?"],
+        "employer_city": ["{name} has a job in which city?"],
+    },
 )
 
 COMPANY = KindSpec(
@@ -166,6 +185,16 @@ COMPANY = KindSpec(
         "product": ["What does {name} produce for its business?"],
         "founder_city": ["The founder of {name} is a native of which city?"],
     },
+    reward={
+        "founded_year": ["What is the founding year of {name}?"],
+        "founder": ["Who set up {name}?"],
+        "hq_city": ["{name} has its headquarters in which city?"],
+        "industry": ["What is the industry of {name}?"],
+        "chief": ["Who leads {name}?"],
+        "hq_country": ["{name} is a company from which country?"],
+        "product": ["{name} makes what?"],
+        "founder_city": ["The founder of {name} came from which city?"],
+    },
 )
 
 TOWN = KindSpec(
@@ -220,6 +249,16 @@ TOWN = KindSpec(
         "twin_country": ["The twin city of {name} lies in which country?"],
         "product": ["What does the industry of {name} make?"],
         "mayor_year": ["What is the birth year of the mayor of {name}?"],
+    },
+    reward={
+        "founded_year": ["What is the founding year of {name}?"],
+        "river": ["Which river is {name} on?"],
+        "mayor": ["Who leads {name}?"],
+        "twin_city": ["{name} and which city are twin cities?"],
+        "industry": ["What is the industry of {name}?"],
+        "twin_country": ["In which country does the twin city of {name} lie?"],
+        "product": ["What do the people in {name} produce?"],
+        "mayor_year": ["The mayor of {name}: which year was the mayor born?"],
     },
 )
 
