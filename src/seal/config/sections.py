@@ -134,7 +134,7 @@ class DataConfig(Section):
     def _heldout_stays_held_out(self):
         if self.train.wording == "heldout":
             raise ValueError("data.train.wording: `heldout` would ask the RL passages in the wordings kept for "
-                             "the table (data.eval.wording); use `standard` or `reward`")
+                             "the table (data.eval.wording); use `standard`, `every`, `reward` or `mixed`")
         return self
 
 

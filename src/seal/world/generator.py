@@ -184,8 +184,9 @@ class World:
 
     def context(self, ent: Entity, wording: str = "standard") -> Context:
         """The entity's passage and questions; `wording="heldout"` or `"reward"` asks the same questions in
-        other wordings (`KindSpec.heldout`, `KindSpec.reward`). The passage, its id and the answers are the same
-        either way."""
+        other wordings (`KindSpec.heldout`, `KindSpec.reward`), `"mixed"` asks each in the standard and the
+        reward wording, `"every"` in each of its relation's standard templates. The passage, its id and the
+        answers are the same either way."""
         if wording not in WORDINGS:
             raise ValueError(f"unknown question wording '{wording}' ({', '.join(WORDINGS)})")
         text = " ".join(s for _, s in self.sentences(ent))
