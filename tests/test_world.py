@@ -117,8 +117,13 @@ def _content_trigrams(text: str) -> set[tuple[str, str, str]]:
     return out
 
 
+def _words(template: str) -> list[str]:
+    """The template's words, placeholders dropped."""
+    return re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", template).lower())
+
+
 def _content_words(template: str) -> tuple[str, ...]:
-    return tuple(sorted(w for w in re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", template).lower()) if w not in STOPWORDS))
+    return tuple(sorted(w for w in _words(template) if w not in STOPWORDS))
 
 
 def test_heldout_wordings_share_no_content_trigram_with_what_the_model_learns_from(world, corpus):
@@ -136,10 +141,9 @@ def test_heldout_wordings_share_no_content_trigram_with_what_the_model_learns_fr
         assert set(spec.heldout) == set(spec.relations), kind
         for rel, templates in spec.heldout.items():
             for t in templates:
-                words = re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower())
                 assert not _content_trigrams(t) & seen, (kind, rel, t, _content_trigrams(t) & seen)
                 assert _content_words(t) not in standard, (kind, rel, t)
-                assert set(words) <= vocab, (kind, rel, t, set(words) - vocab)
+                assert set(_words(t)) <= vocab, (kind, rel, t, set(_words(t)) - vocab)
     # the check can fail: a standard wording's trigram is in what the model learned from
     assert ("industry", "most", "people") in _content_trigrams("In which industry do most people in {name} work?") & seen
 
@@ -151,14 +155,15 @@ def test_reward_wordings_are_neither_standard_nor_heldout(world, corpus):
     vocab = {w for t in corpus for w in re.findall(r"[a-z]+", t.lower())}
     for kind, spec in KINDS.items():
         assert set(spec.reward) == set(spec.relations), kind
-        standard = {_content_words(t) for rel in spec.relations for t in spec.question_templates(rel)}
         heldout = [t for ts in spec.heldout.values() for t in ts]
+        taken = ({_content_words(t) for rel in spec.relations for t in spec.question_templates(rel)}
+                 | {_content_words(t) for t in heldout})
         heldout_trigrams = set().union(*(_content_trigrams(t) for t in heldout))
         for rel, templates in spec.reward.items():
             for t in templates:
-                assert _content_words(t) not in standard | {_content_words(h) for h in heldout}, (kind, rel, t)
+                assert _content_words(t) not in taken, (kind, rel, t)
                 assert not _content_trigrams(t) & heldout_trigrams, (kind, rel, t)
-                assert set(re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", t).lower())) <= vocab, (kind, rel, t)
+                assert set(_words(t)) <= vocab, (kind, rel, t)
     # the check can fail: a standard template reordered has the same content words
     assert _content_words("Which year was {name} born in?") in {
         _content_words(t) for t in KINDS["person"].question_templates("birth_year")}
