@@ -291,7 +291,7 @@ def world_build_arc(out: Optional[Path] = typer.Option(None, help="Output direct
                     epochs: Optional[int] = typer.Option(None, min=1, help="Pretraining epochs."),
                     cache_dir: Optional[str] = typer.Option(None, help="Cache root (default $SEAL_CACHE or "
                                                                        "~/.cache/seal).")):
-    """Pretrain the tiny ARC model on generated ARC-like tasks (about 15 minutes on 2 CPU cores)."""
+    """Pretrain the tiny ARC model on generated ARC-like tasks (about 16 minutes on 2 CPU cores)."""
     from dataclasses import replace
 
     from seal.progress import setup_logging
