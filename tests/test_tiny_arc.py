@@ -49,8 +49,8 @@ def test_reduced_arc_demo_rewards_vary_and_restem_keeps_the_successes(tmp_path):
     acc = {r["name"]: r["accuracy"] for r in summary["rows"]}
     assert acc["oracle_ttt"] - acc["icl"] >= 0.25  # TTT with a good config beats in-context (+50 at each seed)
     configs = summary["configs"]
-    # the reward favours the output-only loss; the filter selects it (+0.4 / +0.3 / +0.5) and the policy moves
-    # toward it (+0.12 / +0.50 / +0.46)
+    # the reward favours the output-only loss; the filter selects it and the policy moves toward it (seeds 1 and
+    # 2 with the attention-only M-step: kept +0.30 / +0.50 over sampled, eval +0.38 / +0.21 over the base model's)
     assert configs["train_kept_r1"]["output_only"] >= configs["train_r1"]["output_only"] + 0.2
     assert configs["eval_seal_r1"]["output_only"] > configs["eval_base_r0"]["output_only"]
 
