@@ -166,9 +166,9 @@ LEARN_DEMO_DOCUMENTS, LEARN_DEMO_CONTROL = 24, 24
 
 
 @app.command()
-def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 10 min), cpt (8 min), continual "
-                                                       "(9 min), arc (16 min), label-free (9 min) or learn "
-                                                       "(7 min)."),
+def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 10 min), cpt (13 min), continual "
+                                                       "(3 min), arc (16 min), label-free (7 min) or learn "
+                                                       "(2 min); 2 CPU cores."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),
          set_: list[str] = SetOpt):
     """An experiment on the built-in world and tiny model, on a CPU (default: 2 ReST-EM rounds and the table)."""
