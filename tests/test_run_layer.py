@@ -18,7 +18,10 @@ def _summary() -> Summary:
                    comparisons=[Compared("seal_round_1", "no_adaptation", 0.3, 0.1, 0.45, 0.0123, 4)],
                    data={"engine": "batched", "configs": {"x": {"n": 1}}},
                    sections=[Table("Updates", ["row", "steps"], [["a", "3"]], note="a note"),
-                             Heatmap("merge", ["base", "1"], ["p1"], [[0.5], [None]], xlabel="passage")])
+                             Heatmap("merge", ["base", "1"], ["p1"], [[0.5], [None]], xlabel="passage")],
+                   provenance={"seal": "0.1.0", "commit": "a" * 40, "torch": "2.13.0+cpu", "transformers": "5.25.0",
+                               "peft": "0.21.2", "python": "3.11.7", "device": "cpu", "dtype": "float32",
+                               "threads": 2})
 
 
 def test_summary_json_round_trip_keeps_the_recipe_keys_at_the_top_level():
@@ -43,6 +46,8 @@ def test_report_renders_any_summary_without_knowing_its_recipe(tmp_path):
     assert "## ReST-EM rounds" in text and "## Updates" in text and "a note" in text
     assert "## merge" in text and "| 1 | |" in text.replace("|  |", "| |")  # an empty heatmap cell
     assert (tmp_path / "results.png").stat().st_size > 1000
+    assert ("Produced by seal 0.1.0 (commit aaaaaaaaaaaa), torch 2.13.0+cpu, transformers 5.25.0, peft 0.21.2, "
+            "Python 3.11.7, cpu float32, 2 torch threads.") in text
 
 
 def test_tensorboard_sink_writes_event_files(tmp_path):
@@ -122,6 +127,9 @@ def test_provenance_names_the_versions_and_the_device():
     p = provenance(RunConfig(model={"device": "cpu"}))
     assert p["torch"] and p["transformers"] and p["peft"] and p["python"]
     assert p["device"] == "cpu" and p["dtype"] == "float32"
+    import torch
+
+    assert p["threads"] == torch.get_num_threads() >= 1
     assert p["commit"] is None or len(p["commit"].removesuffix("+dirty")) == 40
 
 

@@ -134,7 +134,19 @@ def markdown(summary: Summary) -> str:
         lines += [f"## {s.title}", ""] + ([s.note, ""] if s.note else []) + [markdown_table(headers, cells), ""]
     if summary.rows or any(isinstance(s, Heatmap) for s in summary.sections):
         lines += ["![results](results.png)", ""]
+    if summary.provenance:
+        lines += [f"Produced by {produced_by(summary.provenance)}.", ""]
     return "\n".join(lines)
+
+
+def produced_by(p: dict) -> str:
+    """One line of what made a run, from its provenance: enough to rerun it and get the same table."""
+    seal = f"seal {p.get('seal') or '?'}" + (f" (commit {p['commit'][:12]})" if p.get("commit") else "")
+    libs = [f"{k} {p[k]}" for k in ("torch", "transformers", "peft") if p.get(k)]
+    where = " ".join(str(p[k]) for k in ("device", "dtype") if p.get(k))
+    threads = f"{p['threads']} torch thread{'s' * (p['threads'] != 1)}" if p.get("threads") else None
+    python = f"Python {p['python']}" if p.get("python") else None
+    return ", ".join(x for x in [seal, *libs, python, where, threads] if x)
 
 
 def write_report(run_dir: str | Path) -> Path:

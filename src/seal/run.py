@@ -81,8 +81,11 @@ def check_golds(store: Store, run_dir: Path, contexts: list[Context]) -> None:
 
 def provenance(cfg: RunConfig) -> dict:
     """What produced a run: seal's version and git commit (when running from a checkout), the library
-    versions, Python, the device and the dtype."""
+    versions, Python, the device, the dtype and torch's CPU thread count (another thread count sums floats in
+    another order, so a long CPU run's table can differ in its last digit)."""
     from importlib.metadata import PackageNotFoundError, version
+
+    import torch
 
     from seal.model import pick_device, pick_dtype
 
@@ -95,7 +98,8 @@ def provenance(cfg: RunConfig) -> dict:
     device = pick_device(cfg.model.device)
     return {"seal": ver("seal"), "commit": git_commit(), "torch": ver("torch"), "transformers": ver("transformers"),
             "peft": ver("peft"), "python": platform.python_version(), "device": str(device),
-            "dtype": str(pick_dtype(cfg.model.dtype, device)).removeprefix("torch.")}
+            "dtype": str(pick_dtype(cfg.model.dtype, device)).removeprefix("torch."),
+            "threads": torch.get_num_threads()}
 
 
 def git_commit(where: Path = Path(__file__).parent) -> str | None:
