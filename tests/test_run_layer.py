@@ -133,7 +133,7 @@ def test_provenance_names_the_versions_and_the_device():
     assert p["commit"] is None or len(p["commit"].removesuffix("+dirty")) == 40
 
 
-def _fake_run(path, seed: int, accs: dict[str, float], lr: float = 1e-3):
+def _fake_run(path, seed: int, accs: dict[str, float], lr: float = 1e-3, threads: int = 2):
     from seal.config import dump_config
     from seal.results import Compared
 
@@ -142,7 +142,9 @@ def _fake_run(path, seed: int, accs: dict[str, float], lr: float = 1e-3):
     rows = [Row(n, a, 0.1, 4, 12, 0, 0, 0, per_item={"p": a}) for n, a in accs.items()]
     comps = [Compared("seal_round_2", "passage_only", accs["seal_round_2"] - accs["passage_only"], 0.01 * seed - 0.005,
                       0.2, 0.04, 4)]
-    (path / "summary.json").write_text(json.dumps(Summary("knowledge", "demo", rows, comparisons=comps).to_json()))
+    prov = {"seal": "0.1.0", "torch": "2.13.0+cpu", "device": "cpu", "dtype": "float32", "threads": threads}
+    (path / "summary.json").write_text(json.dumps(Summary("knowledge", "demo", rows, comparisons=comps,
+                                                          provenance=prov).to_json()))
     return path
 
 
@@ -165,6 +167,20 @@ def test_seed_report_gives_mean_std_and_per_seed_margins(tmp_path):
     assert "| seal_round_2 | 23.0 | 3.0 | 20.0 | 23.0 | 26.0 |" in report
     assert "| seal_round_2 | passage_only | accuracy | +12.0 | 2.0 | +10.0 | +12.0 | +14.0 | 2 of 3 |" in report
     assert (tmp_path / "seeds" / "results.png").stat().st_size > 1000
+    assert seeds["provenance_differs"] == [] and "What produced each run" not in report
+    assert "Every run produced by seal 0.1.0, torch 2.13.0+cpu, cpu float32, 2 torch threads." in report
+
+
+def test_seed_report_names_what_differs_in_what_produced_the_runs(tmp_path):
+    from seal.report import seed_report
+
+    accs = {"passage_only": 0.1, "seal_round_2": 0.2}
+    runs = [_fake_run(tmp_path / f"s{s}", s, accs, threads=t) for s, t in [(0, 2), (1, 1), (2, 2)]]
+    report = seed_report(runs, tmp_path / "seeds").read_text()
+    seeds = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
+    assert seeds["provenance_differs"] == ["threads"] and [p["threads"] for p in seeds["provenance"]] == [2, 1, 2]
+    assert "## What produced each run" in report and "The runs differ in threads" in report
+    assert "| seed | threads |" in report and "| 1 | 1 |" in report and "Every run produced by" not in report
 
 
 def test_seed_report_refuses_runs_of_different_configs(tmp_path):

@@ -139,6 +139,9 @@ def markdown(summary: Summary) -> str:
     return "\n".join(lines)
 
 
+PROVENANCE_KEYS = ("seal", "commit", "torch", "transformers", "peft", "python", "device", "dtype", "threads")
+
+
 def produced_by(p: dict) -> str:
     """One line of what made a run, from its provenance: enough to rerun it and get the same table."""
     seal = f"seal {p.get('seal') or '?'}" + (f" (commit {p['commit'][:12]})" if p.get("commit") else "")
@@ -188,8 +191,11 @@ def seed_report(run_dirs: list[Path], out_dir: Path) -> Path:
                            f"{sum(c.ci_low > 0 for c in cs)} of {len(cs)}"] for (r, b, f), cs in margins.items()],
                          note="Each seed's difference comes with its own paired interval (the run's report.md); "
                               "`CI above 0` counts the seeds whose interval excludes zero.")
+    provenance = [s.provenance for s in summaries]
+    differ = [k for k in PROVENANCE_KEYS if len({str(p.get(k)) for p in provenance}) > 1]
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"config": summaries[0].config, "runs": [str(d) for d in runs], "seeds": seeds,
+              "provenance": provenance, "provenance_differs": differ,
               "rows": {n: {"mean": seed_summary(v).mean, "std": seed_summary(v).std, "per_seed": v}
                        for n, v in rows.items()},
               "margins": [{"row": r, "baseline": b, "metric": f, "per_seed": [c.diff for c in cs],
@@ -198,9 +204,18 @@ def seed_report(run_dirs: list[Path], out_dir: Path) -> Path:
     _plot_seeds(rows, seeds, out_dir / "results.png")
     lines = [f"# {summaries[0].config}: {len(runs)} seeds", "", ", ".join(f"seed {s}: `{d}`" for s, d in
                                                                            zip(seeds, runs)), ""]
-    for t in (row_table, margin_table):
+    tables = [row_table, margin_table]
+    if differ:
+        tables.append(Table("What produced each run", ["seed", *differ],
+                            [[str(seed), *(str(p.get(k, "")) for k in differ)] for seed, p in zip(seeds, provenance)],
+                            note=f"The runs differ in {', '.join(differ)}: part of the spread between seeds may come "
+                                 "from that (another torch thread count or library version sums floats in another "
+                                 "order) rather than from the seed."))
+    for t in tables:
         lines += [f"## {t.title}", ""] + ([t.note, ""] if t.note else []) + [markdown_table(t.headers, t.cells), ""]
     lines += ["![results](results.png)", ""]
+    if not differ and provenance[0]:
+        lines += [f"Every run produced by {produced_by(provenance[0])}.", ""]
     (out_dir / "report.md").write_text("\n".join(lines))
     return out_dir / "report.md"
 
