@@ -122,13 +122,13 @@ def test_ray_gpu_counts_default_to_auto():
 
 
 def test_provenance_names_the_versions_and_the_device():
+    import torch
+
     from seal.run import provenance
 
     p = provenance(RunConfig(model={"device": "cpu"}))
     assert p["torch"] and p["transformers"] and p["peft"] and p["python"]
     assert p["device"] == "cpu" and p["dtype"] == "float32"
-    import torch
-
     assert p["threads"] == torch.get_num_threads() >= 1
     assert p["commit"] is None or len(p["commit"].removesuffix("+dirty")) == 40
 

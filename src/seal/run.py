@@ -82,7 +82,7 @@ def check_golds(store: Store, run_dir: Path, contexts: list[Context]) -> None:
 def provenance(cfg: RunConfig) -> dict:
     """What produced a run: seal's version and git commit (when running from a checkout), the library
     versions, Python, the device, the dtype and torch's CPU thread count (another thread count sums floats in
-    another order, so a long CPU run's table can differ in its last digit)."""
+    another order, which a long CPU update carries into the table)."""
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
