@@ -229,6 +229,29 @@ def test_a_resume_against_other_gold_answers_is_refused(tmp_path):
             pass
 
 
+def test_opening_a_run_logs_what_produces_it(tmp_path, caplog):
+    import logging
+
+    import torch
+
+    from seal.progress import log
+    from seal.run import Run
+
+    cfg = RunConfig(model={"device": "cpu"})
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="seal"):
+            for _ in range(2):
+                with Run.open(cfg, tmp_path):
+                    pass
+    finally:
+        log.removeHandler(caplog.handler)
+    opened = [r.getMessage() for r in caplog.records if str(tmp_path) in r.getMessage()]
+    threads = f"{torch.get_num_threads()} torch thread"
+    assert opened[0].startswith(f"starting {tmp_path} with seal") and opened[-1].startswith(f"resuming {tmp_path}")
+    assert all(threads in m and "cpu float32" in m for m in opened)
+
+
 def test_rows_carry_items_intervals_and_mean_f1_from_the_store(tmp_path):
     from seal.domains.base import QA, Context, Score
     from seal.results import summarize_row

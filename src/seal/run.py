@@ -47,7 +47,7 @@ from seal.metrics import Metrics
 from seal.outer.selection import rewards_by_self_edit
 from seal.progress import log, progress
 from seal.provenance import git_state
-from seal.report import write_report
+from seal.report import produced_by, write_report
 from seal.results import Compared, Row, Summary, compare, compare_items, item_row, summarize_row
 from seal.store import ScoreKey, Store, derive_seed
 
@@ -145,6 +145,7 @@ class Run:
         record = provenance(cfg)
         history = json.loads(store.get_meta("provenance") or "[]")
         store.set_meta("provenance", json.dumps(history + [record]))
+        log.info("%s %s with %s", "resuming" if history else "starting", run_dir, produced_by(record))
         metrics = Metrics.open(cfg.log, run_dir, cfg.model_dump(mode="json"))
         try:
             backend = make_backend(cfg, local=local)
