@@ -139,9 +139,6 @@ def markdown(summary: Summary) -> str:
     return "\n".join(lines)
 
 
-PROVENANCE_KEYS = ("seal", "commit", "torch", "transformers", "peft", "python", "device", "dtype", "threads")
-
-
 def produced_by(p: dict) -> str:
     """One line of what made a run, from its provenance: enough to rerun it and get the same table."""
     seal = f"seal {p.get('seal') or '?'}" + (f" (commit {p['commit'][:12]})" if p.get("commit") else "")
@@ -192,7 +189,8 @@ def seed_report(run_dirs: list[Path], out_dir: Path) -> Path:
                          note="Each seed's difference comes with its own paired interval (the run's report.md); "
                               "`CI above 0` counts the seeds whose interval excludes zero.")
     provenance = [s.provenance for s in summaries]
-    differ = [k for k in PROVENANCE_KEYS if len({str(p.get(k)) for p in provenance}) > 1]
+    recorded = dict.fromkeys(k for p in provenance for k in p)  # every key any run recorded, in order
+    differ = [k for k in recorded if len({str(p.get(k)) for p in provenance}) > 1]
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"config": summaries[0].config, "runs": [str(d) for d in runs], "seeds": seeds,
               "provenance": provenance, "provenance_differs": differ,
