@@ -292,6 +292,18 @@ def test_generated_tasks_are_seeded_and_splits_disjoint():
         assert all(e.output != e.input for e in t.train)
 
 
+def test_train_per_family_sizes_the_training_pool_alone():
+    from seal.config import load_config
+    from seal.sources import read_source
+
+    cfg = load_config("configs/tiny/arc.yaml", ["arc.per_family=4", "arc.train_per_family=2"])
+    train, eval_ = read_source(cfg.data.train, cfg), read_source(cfg.data.eval, cfg)
+    assert (len(train), len(eval_)) == (2, 4)
+    same = load_config("configs/tiny/arc.yaml", ["arc.per_family=2", "arc.train_per_family=null"])  # null: per_family
+    assert [c.id for c in eval_[:2]] == [c.id for c in read_source(same.data.eval, same)]  # the first ones kept
+    assert [c.id for c in train] == [c.id for c in read_source(same.data.train, same)]
+
+
 def test_restem_keeps_exactly_the_successful_configs():
     from seal.config import RestEMConfig
     from seal.outer.restem import keep_best

@@ -37,7 +37,9 @@ def read_source(src: SourceConfig, cfg: RunConfig, questions_required: bool = Tr
         from seal.world.arc_tasks import world_tasks
 
         families = tuple(cfg.arc.families) if cfg.arc.families else None
-        return [task_context(t) for t in world_tasks(src.split or "eval", cfg.arc.per_family, families)]
+        split = src.split or "eval"
+        n = cfg.arc.train_per_family if split == "train" and cfg.arc.train_per_family else cfg.arc.per_family
+        return [task_context(t) for t in world_tasks(split, n, families)]
     from seal.world.generator import default_world
 
     return list(default_world().split(src.split or "eval", src.wording))

@@ -361,6 +361,10 @@ class ArcConfig(lora_fields(r=128, alpha=16, targets=["q_proj", "v_proj", "gate_
         "colour-mapping task, so it is off by default)."
     )
     per_family: int = Field(8, ge=1, le=10_000, description="`arc_world` sources: tasks per family and split.")
+    train_per_family: int | None = Field(
+        None, ge=1, le=10_000, description="`arc_world` sources of the `train` split: tasks per family (None: "
+        "`per_family`), so that the eval tasks can grow without changing the pool ReST-EM draws from."
+    )
     families: list[str] | None = Field(
         None, description="`arc_world` sources: rule families to draw from (None: all; see seal.world.arc_tasks)."
     )
