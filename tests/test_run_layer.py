@@ -340,7 +340,7 @@ class _RoundRun:
 
         class Backend:
             def sft(self, policy, examples, ckpt, seed):
-                backend.calls.append(f"sft on {len(examples)}")
+                backend.calls.append(f"sft on {len(examples)}" + (f" from {policy}" if policy else ""))
                 return ckpt
 
             def save_copy(self, policy, ckpt):
@@ -348,6 +348,13 @@ class _RoundRun:
                 return ckpt
 
         self.backend = Backend()
+
+    def load(self, path=None):
+        self.calls.append(f"load {path or 'base'}")
+        return "base"
+
+    def free(self, model):
+        self.calls.append(f"free {model}")
 
     def reward_contexts(self, contexts):
         return contexts
@@ -388,3 +395,21 @@ def test_a_round_that_keeps_fewer_than_min_kept_leaves_the_policy_unchanged(tmp_
     assert row.policy_updated == (expect != "unchanged")
     kept_cell = rounds_table(Summary("knowledge", "t", [], [row])).cells[0][4]
     assert kept_cell == ("2" if row.policy_updated else "2 (policy unchanged)")
+
+
+@pytest.mark.parametrize("start, expect", [
+    ("policy", ["sft on 2 from round-1 policy"]),
+    ("base", ["load base", "sft on 2 from base", "free base"]),
+])
+def test_sft_start_base_finetunes_the_base_model_afresh_after_round_1(tmp_path, start, expect):
+    from seal.domains.base import Context
+    from seal.outer.restem import run_round
+
+    rewards = {("a", 0): 0.5, ("a", 1): 0.0, ("b", 0): 0.0, ("b", 1): 0.25}
+    contexts = [Context(c, c, "text", ()) for c in "ab"]
+    run = _RoundRun(tmp_path, rewards, sft={"start": start})
+    run_round(1, run, policy="the base model", contexts=contexts)  # round 1's policy is the base: no reload
+    assert run.calls == ["sft on 2 from the base model"]
+    run.calls.clear()
+    run_round(2, run, policy="round-1 policy", contexts=contexts)
+    assert run.calls == expect

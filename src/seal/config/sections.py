@@ -241,6 +241,11 @@ class SFTConfig(
 ):
     mode: Literal["lora", "full"] = Field("lora", description="LoRA then merge (the paper), or full finetuning.")
     max_length: int = Field(2048, ge=8, description="Prompt + completion tokens kept.")
+    start: Literal["policy", "base"] = Field(
+        "policy", description="What each round's M-step finetunes: the round's policy (the SEAL paper: the merged "
+        "model becomes the next round's policy), or the base model afresh on that round's kept self-edits "
+        "(ReST-EM as Singh et al., 2023 run it, against drift from the base model; docs/knowledge.md)."
+    )
 
 
 class RestEMConfig(Section):

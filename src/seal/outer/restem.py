@@ -10,6 +10,8 @@ One round (`run_round`) for any domain:
     filter  per context keep the top-k self-edits by mean reward (`seal.outer.selection.keep_best`);
     M-step  supervised finetuning of the policy on (prompt -> kept self-edit), by the backend
             (`seal.outer.sft.sft_policy`); the merged model becomes the next round's policy and inner-loop base.
+            With `restem.sft.start: base` the M-step finetunes the base model afresh on the round's kept
+            self-edits instead (Singh et al., 2023), so the policies do not drift further each round.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ def run_round(r: int, run: Run, policy, contexts: list[Context]) -> RoundRecord:
     ckpt = run.dir / "checkpoints" / f"round-{r}"
     if updates_policy(len(kept), cfg.restem.min_kept):
         examples = [(edits[(c, s)].prompt, edits[(c, s)].completion) for c, s, _ in kept]
-        ckpt = run.backend.sft(policy, examples, ckpt, seed=cfg.seed + r)
+        fresh = cfg.restem.sft.start == "base" and r > 1  # round 1's policy is the base model already
+        start = run.load() if fresh else policy
+        ckpt = run.backend.sft(start, examples, ckpt, seed=cfg.seed + r)
+        if fresh:
+            run.free(start)
     else:
         why = f", fewer than restem.min_kept={cfg.restem.min_kept}" if kept else ""
         log.warning("round %d kept %d self-edits%s; the policy is saved unchanged", r, len(kept), why)
