@@ -2,6 +2,7 @@
 keys, Ray's `auto` GPU counts, provenance."""
 
 import json
+import platform
 
 import pytest
 
@@ -131,6 +132,25 @@ def test_provenance_names_the_versions_and_the_device():
     assert p["device"] == "cpu" and p["dtype"] == "float32"
     assert p["threads"] == torch.get_num_threads() >= 1
     assert p["commit"] is None or len(p["commit"].removesuffix("+dirty")) == 40
+    assert "cpu" in p  # the processor, where the machine names it
+
+
+def test_cpu_name_reads_the_first_processor_of_cpuinfo(tmp_path):
+    from seal.provenance import cpu_name
+
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {}\nmodel name\t: AMD EPYC\n"
+    info.write_text(block.format(0, 1) + "\n" + block.format(1, 7))
+    assert cpu_name(info) == "AMD EPYC (family 25, model 1)"
+    info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n")
+    assert cpu_name(info) == (platform.processor() or None)  # no name in the file: the platform's, if any
+    assert cpu_name(tmp_path / "missing") == (platform.processor() or None)
+
+    from seal.report import produced_by
+
+    assert produced_by({"seal": "0.1.0", "device": "cpu", "dtype": "float32", "threads": 2,
+                        "cpu": "AMD EPYC (family 25, model 1)"}) == \
+        "seal 0.1.0, cpu float32, 2 torch threads, AMD EPYC (family 25, model 1)"
 
 
 def _fake_run(path, seed: int, accs: dict[str, float], lr: float = 1e-3, threads: int = 2):

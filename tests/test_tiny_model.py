@@ -76,16 +76,17 @@ def test_demo_shows_seal_gain(knowledge_demo):
 @pytest.mark.slow
 def test_reduced_cpt_demo_keeps_the_papers_order(knowledge_demo, tmp_path):
     """`seal demo cpt` reduced to 24 passages, without its `passage_repeated` row, its `seal` row written by the
-    knowledge demo's round-2 policy above (about 4 min on 2 cores; the full cpt demo trains its own policy, with
-    the RL questions in one template). Measured with that seed-0 policy at seeds 0, 1, 2, with the loss on
-    answers in the update (accuracy, %; docs/cpt-continual.md):
+    knowledge demo's round-2 policy above (about 3 min on 2 cores; the full cpt demo trains its own policy, with
+    the RL questions in one template). Measured with that seed-0 policy at seeds 0, 1, 2, with the config's
+    update (lr 6e-3, 15 epochs, the loss on answers; accuracy, %; docs/cpt-continual.md):
 
         no adaptation     3.5   4.2   2.5
-        passage only      5.4  11.0   5.2
-        base self-edits   9.2  17.1  10.2
-        SEAL             17.1  42.5  20.0
+        passage only      5.2   9.6   5.2
+        base self-edits  21.3  13.1  11.9
+        SEAL             31.9  41.0  31.5
 
-    The order holds at each seed; the margins below are the smallest of the three seeds', less a point or two."""
+    The order holds at each seed; the margins below are the smallest of the three seeds', less a point or more
+    (one question of the 112 is 0.9 points)."""
     from seal.experiments import cpt
 
     _, knowledge_run = knowledge_demo
@@ -95,7 +96,7 @@ def test_reduced_cpt_demo_keeps_the_papers_order(knowledge_demo, tmp_path):
     acc = {r["name"]: r["accuracy"] for r in summary["rows"]}
     assert list(acc) == ["no_adaptation", "passage_only", "base_self_edits", "seal"]
     assert all(r["n_passages"] == 24 for r in summary["rows"])
-    assert acc["passage_only"] >= acc["no_adaptation"] + 0.01  # +1.9 / +6.8 / +2.7
-    assert acc["base_self_edits"] >= acc["passage_only"] + 0.025  # +3.8 / +6.1 / +5.0
-    assert acc["seal"] >= acc["base_self_edits"] + 0.06  # +7.9 / +25.4 / +9.8
-    assert acc["seal"] >= acc["passage_only"] + 0.10  # +11.7 / +31.5 / +14.8
+    assert acc["passage_only"] >= acc["no_adaptation"] + 0.005  # +1.7 / +5.4 / +2.7
+    assert acc["base_self_edits"] >= acc["passage_only"] + 0.025  # +16.1 / +3.5 / +6.7
+    assert acc["seal"] >= acc["base_self_edits"] + 0.08  # +10.6 / +27.9 / +19.6
+    assert acc["seal"] >= acc["passage_only"] + 0.20  # +26.7 / +31.4 / +26.3

@@ -146,7 +146,7 @@ def produced_by(p: dict) -> str:
     where = " ".join(str(p[k]) for k in ("device", "dtype") if p.get(k))
     threads = f"{p['threads']} torch thread{'s' * (p['threads'] != 1)}" if p.get("threads") else None
     python = f"Python {p['python']}" if p.get("python") else None
-    return ", ".join(x for x in [seal, *libs, python, where, threads] if x)
+    return ", ".join(x for x in [seal, *libs, python, where, threads, p.get("cpu")] if x)
 
 
 def write_report(run_dir: str | Path) -> Path:

@@ -46,7 +46,7 @@ from seal.labels import joined, question_sets, reward_agreement, split_scores
 from seal.metrics import Metrics
 from seal.outer.selection import rewards_by_self_edit
 from seal.progress import log, progress
-from seal.provenance import git_state
+from seal.provenance import cpu_name, git_state
 from seal.report import produced_by, write_report
 from seal.results import Compared, Row, Summary, compare, compare_items, item_row, summarize_row
 from seal.store import ScoreKey, Store, derive_seed
@@ -81,8 +81,8 @@ def check_golds(store: Store, run_dir: Path, contexts: list[Context]) -> None:
 
 def provenance(cfg: RunConfig) -> dict:
     """What produced a run: seal's version and git commit (when running from a checkout), the library
-    versions, Python, the device, the dtype and torch's CPU thread count (another thread count sums floats in
-    another order, which a long CPU update carries into the table)."""
+    versions, Python, the device, the dtype, torch's CPU thread count and the processor (another thread count
+    or another CPU sums floats in another order, which a long CPU update carries into the table)."""
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
@@ -99,7 +99,7 @@ def provenance(cfg: RunConfig) -> dict:
     return {"seal": ver("seal"), "commit": git_commit(), "torch": ver("torch"), "transformers": ver("transformers"),
             "peft": ver("peft"), "python": platform.python_version(), "device": str(device),
             "dtype": str(pick_dtype(cfg.model.dtype, device)).removeprefix("torch."),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "cpu": cpu_name()}
 
 
 def git_commit(where: Path = Path(__file__).parent) -> str | None:
