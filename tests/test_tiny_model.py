@@ -85,8 +85,7 @@ def test_reduced_cpt_demo_keeps_the_papers_order(knowledge_demo, tmp_path):
         base self-edits  21.3  13.1  11.9
         SEAL             31.9  41.0  31.5
 
-    The order holds at each seed; the margins below are the smallest of the three seeds', less a point or more
-    (one question of the 112 is 0.9 points)."""
+    The order holds at each seed; the margins below are the smallest of the three seeds', less a point or more."""
     from seal.experiments import cpt
 
     _, knowledge_run = knowledge_demo
@@ -96,7 +95,7 @@ def test_reduced_cpt_demo_keeps_the_papers_order(knowledge_demo, tmp_path):
     acc = {r["name"]: r["accuracy"] for r in summary["rows"]}
     assert list(acc) == ["no_adaptation", "passage_only", "base_self_edits", "seal"]
     assert all(r["n_passages"] == 24 for r in summary["rows"])
-    assert acc["passage_only"] >= acc["no_adaptation"] + 0.005  # +1.7 / +5.4 / +2.7
+    assert acc["passage_only"] >= acc["no_adaptation"] + 0.01  # +1.7 / +5.4 / +2.7
     assert acc["base_self_edits"] >= acc["passage_only"] + 0.025  # +16.1 / +3.5 / +6.7
     assert acc["seal"] >= acc["base_self_edits"] + 0.08  # +10.6 / +27.9 / +19.6
     assert acc["seal"] >= acc["passage_only"] + 0.20  # +26.7 / +31.4 / +26.3
