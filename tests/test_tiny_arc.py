@@ -8,8 +8,10 @@ from seal.world.tiny_arc import ASSET_DIR
 
 pytestmark = pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason="checkpoint not shipped")
 
-REDUCED = ["data.n_eval=4", "arc.per_family=6", "restem.rounds=1", "restem.n_passages=6", "restem.samples=6",
-           "restem.top_k=6", "eval.samples=2", "generation.batch_size=16", "model.device=cpu"]
+# the demo's 8 configs a training task; 4 configs a task in each eval row, so that a row's output-only share rests
+# on 16 configs (with 2, seed 0's base configs were 7 of 8 output-only and the policy's could not show a move)
+REDUCED = ["data.n_eval=4", "arc.per_family=6", "restem.rounds=1", "restem.n_passages=6", "restem.samples=8",
+           "restem.top_k=8", "eval.samples=4", "generation.batch_size=16", "model.device=cpu"]
 
 
 def test_the_untrained_policy_writes_parseable_configs():
@@ -49,8 +51,8 @@ def test_reduced_arc_demo_rewards_vary_and_restem_keeps_the_successes(tmp_path):
     acc = {r["name"]: r["accuracy"] for r in summary["rows"]}
     assert acc["oracle_ttt"] - acc["icl"] >= 0.25  # TTT with a good config beats in-context (+50 at each seed)
     configs = summary["configs"]
-    # the reward favours the output-only loss; the filter selects it and the policy moves toward it (seeds 1 and
-    # 2 with the attention-only M-step: kept +0.30 / +0.50 over sampled, eval +0.38 / +0.21 over the base model's)
+    # the reward favours the output-only loss; the filter selects it and the policy moves toward it (seeds 0 / 1 /
+    # 2: kept +0.40 / +0.37 / +0.49 over sampled, eval +0.07 / +0.45 / +0.47 over the base model's)
     assert configs["train_kept_r1"]["output_only"] >= configs["train_r1"]["output_only"] + 0.2
     assert configs["eval_seal_r1"]["output_only"] > configs["eval_base_r0"]["output_only"]
 
