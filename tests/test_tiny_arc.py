@@ -10,8 +10,8 @@ pytestmark = pytest.mark.skipif(not (ASSET_DIR / "config.json").exists(), reason
 
 # the demo's 8 configs a training task; 4 configs a task in each eval row, so that a row's output-only share rests
 # on 16 configs (with 2, seed 0's base configs were 7 of 8 output-only and the policy's could not show a move)
-REDUCED = ["data.n_eval=4", "arc.per_family=6", "restem.rounds=1", "restem.n_passages=6", "restem.samples=8",
-           "restem.top_k=8", "eval.samples=4", "generation.batch_size=16", "model.device=cpu"]
+REDUCED = ["data.n_eval=4", "arc.per_family=6", "arc.train_per_family=6", "restem.rounds=1", "restem.n_passages=6",
+           "restem.samples=8", "restem.top_k=8", "eval.samples=4", "generation.batch_size=16", "model.device=cpu"]
 
 
 def test_the_untrained_policy_writes_parseable_configs():

@@ -167,7 +167,7 @@ LEARN_DEMO_DOCUMENTS, LEARN_DEMO_CONTROL = 24, 24
 
 @app.command()
 def demo(which: str = typer.Argument("knowledge", help="knowledge (SEAL, 11 min), cpt (13 min), continual "
-                                                       "(3 min), arc (18 min), label-free (8 min) or learn "
+                                                       "(3 min), arc (19 min), label-free (8 min) or learn "
                                                        "(2 min); 2 CPU cores."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/demo[-WHICH])."),
          set_: list[str] = SetOpt):
